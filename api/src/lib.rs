@@ -1,0 +1,1 @@
+//! Controller: resource model, replicated store, REST API, watch, client library.

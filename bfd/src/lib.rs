@@ -1,0 +1,1 @@
+//! BFD: wire format, sans-IO session core and the scalable session manager.

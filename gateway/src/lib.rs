@@ -1,0 +1,1 @@
+//! Gateway: kernel VTEP dataplane over rtnetlink and the gateway daemon.

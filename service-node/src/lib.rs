@@ -1,0 +1,1 @@
+//! Service node: BUM replication daemon and BFD responder.

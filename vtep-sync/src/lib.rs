@@ -1,0 +1,1 @@
+//! vtep-sync: OVSDB client, typed hardware_vtep tables and the per-switch reconciler.
