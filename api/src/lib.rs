@@ -1,1 +1,5 @@
 //! Controller: resource model, replicated store, REST API, watch, client library.
+
+pub mod model;
+pub mod state_machine;
+pub mod validate;
