@@ -1,1 +1,10 @@
 //! vtep-sync: OVSDB client, typed hardware_vtep tables and the per-switch reconciler.
+//!
+//! (crate doc filled in below)
+
+pub mod datum;
+pub mod framing;
+pub mod jsonrpc;
+pub mod ops;
+pub mod replica;
+pub mod schema;
