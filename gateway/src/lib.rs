@@ -1,1 +1,43 @@
 //! Gateway: kernel VTEP dataplane over rtnetlink and the gateway daemon.
+//!
+//! How the pieces fit:
+//!
+//! ```text
+//!   DesiredNode (from the store)          kernel (links, FDB, neighbours, nexthops)
+//!          │                                   │  dump            ▲ apply
+//!          ▼                                   ▼                  │
+//!   desired.rs ──► diff::diff(desired, observed::Observed) ──► Vec<Action>
+//!                                   ▲                               │
+//!   reconciler.rs: level-based loop: dump + diff + apply at start, on a periodic
+//!   resync and (debounced) on every RTNLGRP_LINK/NEIGH/NEXTHOP notification, so
+//!   whatever someone else deletes or changes is put back.
+//! ```
+//!
+//! - [`desired`]: the node's desired VTEP state and the deterministic names /
+//!   alias / nexthop-protocol marks that make our kernel objects recognisable.
+//! - [`observed`]: the kernel snapshot the diff reads.
+//! - [`diff`]: sans-IO; (desired, observed) -> ordered [`diff::Action`]s. Only
+//!   objects we own are ever deleted.
+//! - [`kernel`]: the one owner of the netlink socket: dumps into [`observed::Observed`]
+//!   and applies actions, one error per failed action (a failure never aborts a pass).
+//! - [`nexthop`]: the `RTM_*NEXTHOP` wire format, which netlink-packet-route lacks.
+//! - [`message`]: the netlink message type of our connection (route messages + nexthops).
+//! - [`netns`]: run a thread inside a named network namespace before any runtime exists.
+//! - [`reconciler`]: the loop.
+//!
+//! One VXLAN device per VNI (`bhvx<vni>`) on one bridge per VNI (`bhbr<vni>`).
+
+pub mod desired;
+pub mod diff;
+#[cfg(test)]
+mod diff_tests;
+pub mod kernel;
+pub mod mac;
+pub mod message;
+pub mod netns;
+pub mod nexthop;
+pub mod observed;
+pub mod reconciler;
+
+pub use desired::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication};
+pub use mac::MacAddr;

@@ -1,0 +1,674 @@
+//! The edge that talks to the kernel: one rtnetlink connection for requests
+//! (dumps and changes), one for notifications. Turns dumps into
+//! [`Observed`] and [`Action`]s into netlink messages, built with
+//! rtnetlink's builders where they exist and raw attributes where the crates
+//! stop (`NDA_NH_ID`, nexthop messages).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use netlink_packet_route::link::{
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVlan, InfoVxlan, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::packet_core::{
+    DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla,
+};
+use rtnetlink::proto::{ConnectionHandle, NetlinkProtoError};
+use rtnetlink::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
+use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, LinkVxlan};
+
+use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT};
+use crate::diff::Action;
+use crate::mac::MacAddr;
+use crate::message::KernelMessage;
+use crate::nexthop::{NexthopMessage, RTNLGRP_NEXTHOP};
+use crate::observed::{
+    FdbDst, LinkKind, Observed, ObservedFdb, ObservedLink, ObservedNeigh, ObservedNexthop,
+    VxlanParams,
+};
+
+/// `NDA_NH_ID`: FDB entry pointing at a nexthop group (not modelled by netlink-packet-route 0.34).
+const NDA_NH_ID: u16 = 13;
+/// `RTNLGRP_LINK`.
+const RTNLGRP_LINK: u32 = 1;
+/// `RTNLGRP_NEIGH`.
+const RTNLGRP_NEIGH: u32 = 3;
+/// Receive buffer of the notification socket: large, so bursts (a flush of
+/// thousands of FDB entries) are less likely to overrun it; an overrun is
+/// covered by the periodic resync anyway.
+const NOTIFY_RCVBUF: usize = 8 << 20;
+
+/// A netlink exchange or an action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// Opening or configuring a netlink socket failed.
+    #[error("netlink socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The netlink connection task is gone.
+    #[error("netlink connection: {0}")]
+    Proto(#[from] NetlinkProtoError),
+    /// The kernel refused a request.
+    #[error("{op}: kernel said {} (errno {errno})", std::io::Error::from_raw_os_error(*errno))]
+    Errno {
+        /// What we asked for.
+        op: String,
+        /// Positive errno.
+        errno: i32,
+    },
+    /// The kernel lacks a feature an action needs.
+    #[error(
+        "{op}: this kernel has no {feature} (errno {errno}); enable it or bind the port untagged (vlan 0)"
+    )]
+    MissingFeature {
+        /// What we asked for.
+        op: String,
+        /// The missing kernel feature.
+        feature: &'static str,
+        /// Positive errno.
+        errno: i32,
+    },
+    /// An action names a link that does not exist (yet).
+    #[error("{op}: no link named {name}")]
+    NoSuchLink {
+        /// What we asked for.
+        op: String,
+        /// The missing link.
+        name: String,
+    },
+}
+
+impl KernelError {
+    /// The errno, when the kernel refused.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            KernelError::Errno { errno, .. } | KernelError::MissingFeature { errno, .. } => {
+                Some(*errno)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Notifications from the kernel; their content does not matter, any one
+/// means "something changed: re-dump".
+pub type Notifications = UnboundedReceiver<(NetlinkMessage<KernelMessage>, SocketAddr)>;
+
+/// Owner of the request connection. Not `Clone` on purpose: one task owns it.
+#[derive(Debug)]
+pub struct Kernel {
+    handle: ConnectionHandle<KernelMessage>,
+    /// Name -> ifindex, from the last dump plus links created since.
+    names: BTreeMap<String, u32>,
+}
+
+/// The result of applying a plan: one failure never stops the rest.
+#[derive(Debug, Default)]
+pub struct ApplyReport {
+    /// Actions the kernel accepted.
+    pub applied: usize,
+    /// Actions that failed, with why.
+    pub failed: Vec<(Action, KernelError)>,
+}
+
+impl Kernel {
+    /// Opens the request connection and spawns its driver on the current runtime.
+    pub fn connect() -> Result<Kernel, KernelError> {
+        let (conn, handle, _unsolicited) =
+            rtnetlink::proto::new_connection::<KernelMessage>(NETLINK_ROUTE)?;
+        tokio::spawn(conn);
+        Ok(Kernel {
+            handle,
+            names: BTreeMap::new(),
+        })
+    }
+
+    /// Opens a socket subscribed to link, neighbour (incl. FDB) and nexthop
+    /// notifications, and spawns its driver.
+    pub fn subscribe() -> Result<Notifications, KernelError> {
+        let (mut conn, _handle, notifications) =
+            rtnetlink::proto::new_connection::<KernelMessage>(NETLINK_ROUTE)?;
+        let sock = conn.socket_mut().socket_mut();
+        sock.bind(&SocketAddr::new(0, 0))?;
+        sock.set_rx_buf_sz(NOTIFY_RCVBUF)?;
+        for g in [RTNLGRP_LINK, RTNLGRP_NEIGH, RTNLGRP_NEXTHOP] {
+            sock.add_membership(g)?;
+        }
+        tokio::spawn(conn);
+        Ok(notifications)
+    }
+
+    async fn request(
+        &self,
+        op: &str,
+        msg: KernelMessage,
+        flags: u16,
+    ) -> Result<Vec<KernelMessage>, KernelError> {
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        let req = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
+        let mut resp = self.handle.request(req, SocketAddr::new(0, 0))?;
+        let mut out = Vec::new();
+        while let Some(m) = resp.next().await {
+            match m.payload {
+                NetlinkPayload::InnerMessage(x) => out.push(x),
+                NetlinkPayload::Error(e) => {
+                    if let Some(code) = e.code {
+                        return Err(KernelError::Errno {
+                            op: op.to_string(),
+                            errno: -code.get(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Dumps links, vxlan FDB entries, IPv4 neighbours and nexthops.
+    pub async fn dump(&mut self) -> Result<Observed, KernelError> {
+        let dump = NLM_F_REQUEST | NLM_F_DUMP;
+        let mut obs = Observed::default();
+        let links = self
+            .request(
+                "dump links",
+                KernelMessage::Route(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+                dump,
+            )
+            .await?;
+        obs.links = links
+            .into_iter()
+            .filter_map(|m| match m {
+                KernelMessage::Route(RouteNetlinkMessage::NewLink(l)) => Some(link_from(&l)),
+                _ => None,
+            })
+            .collect();
+        self.names = obs
+            .links
+            .iter()
+            .map(|l| (l.name.clone(), l.index))
+            .collect();
+
+        let vxlans: Vec<u32> = obs
+            .links
+            .iter()
+            .filter(|l| matches!(l.kind, LinkKind::Vxlan(_)))
+            .map(|l| l.index)
+            .collect();
+        let mut q = NeighbourMessage::default();
+        q.header.family = AddressFamily::Bridge;
+        for m in self
+            .request(
+                "dump fdb",
+                KernelMessage::Route(RouteNetlinkMessage::GetNeighbour(q)),
+                dump,
+            )
+            .await?
+        {
+            if let KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(n)) = m {
+                if vxlans.contains(&n.header.ifindex)
+                    && n.header.flags.contains(NeighbourFlags::Own)
+                {
+                    if let Some(e) = fdb_from(&n) {
+                        obs.fdb.push(e);
+                    }
+                }
+            }
+        }
+
+        let mut q = NeighbourMessage::default();
+        q.header.family = AddressFamily::Inet;
+        for m in self
+            .request(
+                "dump neighbours",
+                KernelMessage::Route(RouteNetlinkMessage::GetNeighbour(q)),
+                dump,
+            )
+            .await?
+        {
+            if let KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(n)) = m {
+                if let Some(e) = neigh_from(&n) {
+                    obs.neighbours.push(e);
+                }
+            }
+        }
+
+        match self
+            .request(
+                "dump nexthops",
+                KernelMessage::GetNexthop(NexthopMessage::default()),
+                dump,
+            )
+            .await
+        {
+            Ok(msgs) => {
+                for m in msgs {
+                    if let KernelMessage::NewNexthop(n) = m {
+                        if let Some(id) = n.id {
+                            obs.nexthops.push(ObservedNexthop {
+                                id,
+                                protocol: n.protocol,
+                                gateway: n.gateway,
+                                group: n.group.iter().map(|g| g.id).collect(),
+                                fdb: n.fdb,
+                            });
+                        }
+                    }
+                }
+            }
+            // A kernel without nexthop objects simply has none.
+            Err(e) if e.errno() == Some(libc_eopnotsupp()) => {
+                tracing::debug!("kernel has no nexthop objects: {e}");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(obs)
+    }
+
+    fn index(&self, op: &str, name: &str) -> Result<u32, KernelError> {
+        self.names
+            .get(name)
+            .copied()
+            .ok_or_else(|| KernelError::NoSuchLink {
+                op: op.to_string(),
+                name: name.to_string(),
+            })
+    }
+
+    async fn refresh_index(&mut self, op: &str, name: &str) -> Result<(), KernelError> {
+        let msg = LinkUnspec::new_with_name(name).build();
+        let reply = self
+            .request(
+                op,
+                KernelMessage::Route(RouteNetlinkMessage::GetLink(msg)),
+                NLM_F_REQUEST,
+            )
+            .await?;
+        for m in reply {
+            if let KernelMessage::Route(RouteNetlinkMessage::NewLink(l)) = m {
+                self.names.insert(name.to_string(), l.header.index);
+            }
+        }
+        Ok(())
+    }
+
+    async fn link_change(&self, op: &str, msg: LinkMessage) -> Result<(), KernelError> {
+        self.request(
+            op,
+            KernelMessage::Route(RouteNetlinkMessage::SetLink(msg)),
+            NLM_F_REQUEST | NLM_F_ACK,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn create_link(
+        &mut self,
+        op: &str,
+        name: &str,
+        msg: LinkMessage,
+    ) -> Result<(), KernelError> {
+        self.request(
+            op,
+            KernelMessage::Route(RouteNetlinkMessage::NewLink(msg)),
+            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .await?;
+        self.refresh_index(op, name).await
+    }
+
+    /// Applies one action.
+    pub async fn apply(&mut self, action: &Action) -> Result<(), KernelError> {
+        let op = action.to_string();
+        let op = op.as_str();
+        let ack = NLM_F_REQUEST | NLM_F_ACK;
+        match action {
+            Action::CreateBridge { name } => {
+                self.create_link(op, name, LinkBridge::new(name).build())
+                    .await
+            }
+            Action::CreateVxlan {
+                name,
+                vni,
+                local,
+                underlay,
+            } => {
+                let mut b = LinkVxlan::new(name, *vni)
+                    .local(*local)
+                    .port(VXLAN_PORT)
+                    .learning(false);
+                if let Some(u) = underlay {
+                    b = b.dev(self.index(op, u)?);
+                }
+                self.create_link(op, name, b.build()).await
+            }
+            Action::CreateVlan { name, parent, vlan } => {
+                let msg = LinkVlan::new(name, self.index(op, parent)?, *vlan).build();
+                match self.create_link(op, name, msg).await {
+                    // `ip link add type vlan` prints "Unknown device type" for this.
+                    Err(KernelError::Errno { op, errno }) if errno == libc_eopnotsupp() => {
+                        Err(KernelError::MissingFeature {
+                            op,
+                            feature: "802.1Q VLAN support (8021q)",
+                            errno,
+                        })
+                    }
+                    r => r,
+                }
+            }
+            Action::DelLink { name } => {
+                let mut msg = LinkMessage::default();
+                msg.header.index = self.index(op, name)?;
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::DelLink(msg)),
+                    ack,
+                )
+                .await?;
+                self.names.remove(name);
+                Ok(())
+            }
+            Action::SetAlias { dev, alias } => {
+                let ix = self.index(op, dev)?;
+                self.link_change(
+                    op,
+                    LinkUnspec::new_with_index(ix).alias(alias.clone()).build(),
+                )
+                .await
+            }
+            Action::SetMaster { dev, master } => {
+                let (ix, m) = (self.index(op, dev)?, self.index(op, master)?);
+                self.link_change(op, LinkUnspec::new_with_index(ix).controller(m).build())
+                    .await
+            }
+            Action::SetNomaster { dev } => {
+                let ix = self.index(op, dev)?;
+                self.link_change(op, LinkUnspec::new_with_index(ix).nocontroller().build())
+                    .await
+            }
+            Action::SetUp { dev } => {
+                let ix = self.index(op, dev)?;
+                self.link_change(op, LinkUnspec::new_with_index(ix).up().build())
+                    .await
+            }
+            Action::SetNeighSuppress { dev, on } => {
+                // Port options go through RTM_NEWLINK's slave changelink, not RTM_SETLINK.
+                let msg = LinkBridgePort::new(self.index(op, dev)?)
+                    .neigh_suppress(*on)
+                    .build();
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::NewLink(msg)),
+                    ack,
+                )
+                .await
+                .map(drop)
+            }
+            Action::AddFdb {
+                dev,
+                mac,
+                dst,
+                replace,
+            } => {
+                let msg = fdb_message(self.index(op, dev)?, *mac, Some(*dst));
+                // Several flood remotes share the zero MAC: append. A unicast MAC has one.
+                let how = match dst {
+                    FdbDst::Ip(_) if mac.is_zero() && !replace => NLM_F_APPEND,
+                    _ => NLM_F_REPLACE,
+                };
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(msg)),
+                    ack | NLM_F_CREATE | how,
+                )
+                .await
+                .map(drop)
+            }
+            Action::DelFdb { dev, mac, dst } => {
+                let msg = fdb_message(self.index(op, dev)?, *mac, *dst);
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(msg)),
+                    ack,
+                )
+                .await
+                .map(drop)
+            }
+            Action::AddNeigh { dev, ip, mac } => {
+                let mut msg = neigh_message(self.index(op, dev)?, *ip);
+                msg.attributes
+                    .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(msg)),
+                    ack | NLM_F_CREATE | NLM_F_REPLACE,
+                )
+                .await
+                .map(drop)
+            }
+            Action::DelNeigh { dev, ip } => {
+                let msg = neigh_message(self.index(op, dev)?, *ip);
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(msg)),
+                    ack,
+                )
+                .await
+                .map(drop)
+            }
+            Action::AddNexthop { id, gateway } => {
+                let msg = NexthopMessage::fdb_gateway(*id, *gateway, NEXTHOP_PROTOCOL);
+                self.request(
+                    op,
+                    KernelMessage::NewNexthop(msg),
+                    ack | NLM_F_CREATE | NLM_F_EXCL,
+                )
+                .await
+                .map(drop)
+            }
+            Action::SetNexthopGroup {
+                id,
+                members,
+                replace,
+            } => {
+                let msg = NexthopMessage::fdb_group(*id, members, NEXTHOP_PROTOCOL);
+                let how = if *replace { NLM_F_REPLACE } else { NLM_F_EXCL };
+                self.request(op, KernelMessage::NewNexthop(msg), ack | NLM_F_CREATE | how)
+                    .await
+                    .map(drop)
+            }
+            Action::DelNexthop { id } => self
+                .request(
+                    op,
+                    KernelMessage::DelNexthop(NexthopMessage::with_id(*id)),
+                    ack,
+                )
+                .await
+                .map(drop),
+        }
+    }
+
+    /// Applies actions in order; a failure is recorded and the rest still run.
+    pub async fn apply_all(&mut self, actions: &[Action]) -> ApplyReport {
+        let mut report = ApplyReport::default();
+        for a in actions {
+            match self.apply(a).await {
+                Ok(()) => report.applied += 1,
+                Err(e) => {
+                    tracing::warn!(action = %a, error = %e, "kernel action failed");
+                    report.failed.push((a.clone(), e));
+                }
+            }
+        }
+        report
+    }
+}
+
+fn libc_eopnotsupp() -> i32 {
+    nix::errno::Errno::EOPNOTSUPP as i32
+}
+
+fn fdb_message(ifindex: u32, mac: MacAddr, dst: Option<FdbDst>) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = ifindex;
+    msg.header.state = NeighbourState::Permanent;
+    msg.header.flags = NeighbourFlags::Own;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+    match dst {
+        Some(FdbDst::Ip(ip)) => msg
+            .attributes
+            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip))),
+        Some(FdbDst::Nexthop(id)) => {
+            msg.attributes
+                .push(NeighbourAttribute::Other(DefaultNla::new(
+                    NDA_NH_ID,
+                    id.to_ne_bytes().to_vec(),
+                )))
+        }
+        None => {}
+    }
+    msg
+}
+
+fn neigh_message(ifindex: u32, ip: Ipv4Addr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.ifindex = ifindex;
+    msg.header.state = NeighbourState::Permanent;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    msg
+}
+
+fn link_from(l: &LinkMessage) -> ObservedLink {
+    let mut out = ObservedLink {
+        index: l.header.index,
+        name: String::new(),
+        alias: None,
+        kind: LinkKind::Other(None),
+        master: None,
+        parent: None,
+        up: l.header.flags.contains(LinkFlags::Up),
+        neigh_suppress: None,
+    };
+    for a in &l.attributes {
+        match a {
+            LinkAttribute::IfName(n) => out.name = n.clone(),
+            LinkAttribute::IfAlias(s) => out.alias = Some(s.clone()),
+            LinkAttribute::Controller(m) => out.master = Some(*m),
+            LinkAttribute::Link(p) => out.parent = Some(*p),
+            LinkAttribute::LinkInfo(infos) => link_info(infos, &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn link_info(infos: &[LinkInfo], out: &mut ObservedLink) {
+    for i in infos {
+        match i {
+            LinkInfo::Kind(InfoKind::Bridge) => out.kind = LinkKind::Bridge,
+            LinkInfo::Kind(k)
+                if !matches!(out.kind, LinkKind::Vxlan(_) | LinkKind::Vlan { .. }) =>
+            {
+                out.kind = LinkKind::Other(Some(k.to_string()))
+            }
+            LinkInfo::Data(InfoData::Vxlan(v)) => {
+                let mut p = VxlanParams {
+                    vni: 0,
+                    local: None,
+                    port: 0,
+                    learning: true,
+                    underlay: None,
+                };
+                for x in v {
+                    match x {
+                        InfoVxlan::Id(id) => p.vni = *id,
+                        InfoVxlan::Local(ip) => p.local = Some(*ip),
+                        InfoVxlan::Port(port) => p.port = *port,
+                        InfoVxlan::Learning(on) => p.learning = *on,
+                        InfoVxlan::Link(ix) => p.underlay = Some(*ix),
+                        _ => {}
+                    }
+                }
+                out.kind = LinkKind::Vxlan(p);
+            }
+            LinkInfo::Data(InfoData::Vlan(v)) => {
+                let id = v.iter().find_map(|x| {
+                    if let InfoVlan::Id(id) = x {
+                        Some(*id)
+                    } else {
+                        None
+                    }
+                });
+                out.kind = LinkKind::Vlan {
+                    id: id.unwrap_or(0),
+                };
+            }
+            LinkInfo::PortData(InfoPortData::BridgePort(v)) => {
+                out.neigh_suppress = v.iter().find_map(|x| {
+                    if let InfoBridgePort::NeighSupress(on) = x {
+                        Some(*on)
+                    } else {
+                        None
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+fn fdb_from(n: &NeighbourMessage) -> Option<ObservedFdb> {
+    let mut mac = None;
+    let mut dst = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::LinkLayerAddress(b) => mac = MacAddr::from_slice(b),
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
+                dst = Some(FdbDst::Ip(*ip))
+            }
+            NeighbourAttribute::Other(nla) if nla.kind() == NDA_NH_ID => {
+                let mut v = [0u8; 4];
+                if nla.value_len() == 4 {
+                    nla.emit_value(&mut v);
+                    dst = Some(FdbDst::Nexthop(u32::from_ne_bytes(v)));
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(ObservedFdb {
+        ifindex: n.header.ifindex,
+        mac: mac?,
+        dst,
+    })
+}
+
+fn neigh_from(n: &NeighbourMessage) -> Option<ObservedNeigh> {
+    let mut ip = None;
+    let mut mac = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+            NeighbourAttribute::LinkLayerAddress(b) => mac = MacAddr::from_slice(b),
+            _ => {}
+        }
+    }
+    Some(ObservedNeigh {
+        ifindex: n.header.ifindex,
+        ip: ip?,
+        mac,
+        permanent: n.header.state == NeighbourState::Permanent,
+    })
+}
