@@ -1,5 +1,7 @@
 //! Controller: resource model, replicated store, REST API, watch, client library.
 
 pub mod model;
+pub mod node;
 pub mod state_machine;
+pub mod storage;
 pub mod validate;
