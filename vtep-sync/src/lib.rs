@@ -2,9 +2,13 @@
 //!
 //! (crate doc filled in below)
 
+pub mod client;
 pub mod datum;
 pub mod framing;
 pub mod jsonrpc;
+pub mod liveness;
 pub mod ops;
 pub mod replica;
 pub mod schema;
+pub mod target;
+pub mod vtep_tables;
