@@ -128,10 +128,10 @@ pub enum Action {
         mac: MacAddr,
         /// Remote.
         dst: FdbDst,
-        /// This moves a MAC to another VTEP (in place, no gap). Unicast and
-        /// nhid entries are always written with replace semantics; only extra
-        /// flood remotes (zero MAC, `dst`) are appended.
-        replace: bool,
+        /// True when this moves a MAC to another VTEP (in place, no gap). Unicast
+        /// entries are always written with replace semantics; flood entries
+        /// (zero MAC) are appended (`dst`) or added (`nhid`).
+        moved: bool,
     },
     /// `ip neigh replace IP lladdr MAC dev DEV nud permanent`.
     AddNeigh {
@@ -202,14 +202,14 @@ impl fmt::Display for Action {
                 )
             }
             Action::AddFdb {
-                dev,
-                mac,
-                dst: d,
-                replace,
+                dev, mac, dst: d, ..
             } => {
-                // Mirrors the kernel request: only extra flood remotes are appended.
-                let append = mac.is_zero() && matches!(d, FdbDst::Ip(_)) && !replace;
-                let verb = if append { "append" } else { "replace" };
+                // Mirrors the kernel request (see `kernel::Kernel::apply`).
+                let verb = match d {
+                    _ if !mac.is_zero() => "replace",
+                    FdbDst::Ip(_) => "append",
+                    FdbDst::Nexthop(_) => "add",
+                };
                 write!(f, "fdb {verb} {mac} dev {dev} {} self permanent", dst(d))
             }
             Action::AddNeigh { dev, ip, mac } => {
@@ -739,7 +739,7 @@ fn plan_fdb(
                     dev: dev.clone(),
                     mac: *mac,
                     dst: *d,
-                    replace: moved,
+                    moved,
                 });
             }
         }

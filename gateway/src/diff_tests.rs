@@ -246,7 +246,7 @@ fn mac_move_is_one_in_place_replace() {
             dev: "bhvx5000".into(),
             mac: mac("02:00:00:00:00:31"),
             dst: FdbDst::Ip(V20),
-            replace: true
+            moved: true
         }]
     );
 }
@@ -301,8 +301,8 @@ fn service_node_mode_uses_a_shared_member_per_service_node() {
         format!("nexthop add id {g1} group {m2} fdb"),
         "fdb del 00:00:00:00:00:00 dev bhvx5000 dst 198.18.0.20".to_string(),
         "fdb del 00:00:00:00:00:00 dev bhvx5000 dst 198.18.0.30".to_string(),
-        format!("fdb replace 00:00:00:00:00:00 dev bhvx5000 nhid {g0} self permanent"),
-        format!("fdb replace 00:00:00:00:00:00 dev bhvx5001 nhid {g1} self permanent"),
+        format!("fdb add 00:00:00:00:00:00 dev bhvx5000 nhid {g0} self permanent"),
+        format!("fdb add 00:00:00:00:00:00 dev bhvx5001 nhid {g1} self permanent"),
     ] {
         assert!(text.contains(&want), "{want} missing from {text:#?}");
     }

@@ -412,17 +412,15 @@ impl Kernel {
                 .await
                 .map(drop)
             }
-            Action::AddFdb {
-                dev,
-                mac,
-                dst,
-                replace,
-            } => {
+            Action::AddFdb { dev, mac, dst, .. } => {
                 let msg = fdb_message(self.index(op, dev)?, *mac, Some(*dst));
-                // Several flood remotes share the zero MAC: append. A unicast MAC has one.
+                // The vxlan driver refuses NLM_F_REPLACE on the zero (flood) MAC
+                // ("Cannot replace non-unicast fdb entries"): extra flood remotes
+                // are appended, an nhid flood entry is created exclusively.
                 let how = match dst {
-                    FdbDst::Ip(_) if mac.is_zero() && !replace => NLM_F_APPEND,
-                    _ => NLM_F_REPLACE,
+                    _ if !mac.is_zero() => NLM_F_REPLACE,
+                    FdbDst::Ip(_) => NLM_F_APPEND,
+                    FdbDst::Nexthop(_) => NLM_F_EXCL,
                 };
                 self.request(
                     op,
@@ -638,6 +636,10 @@ fn fdb_from(n: &NeighbourMessage) -> Option<ObservedFdb> {
             NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
                 dst = Some(FdbDst::Ip(*ip))
             }
+            // In AF_BRIDGE messages the crate cannot know NDA_DST's family.
+            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
+                dst = Some(FdbDst::Ip(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
+            }
             NeighbourAttribute::Other(nla) if nla.kind() == NDA_NH_ID => {
                 let mut v = [0u8; 4];
                 if nla.value_len() == 4 {
@@ -665,9 +667,14 @@ fn neigh_from(n: &NeighbourMessage) -> Option<ObservedNeigh> {
             _ => {}
         }
     }
+    let ip = ip?;
+    // The kernel's own NOARP entries (e.g. 224.0.0.22 for IGMP) are not ours to manage.
+    if ip.is_multicast() || ip.is_broadcast() {
+        return None;
+    }
     Some(ObservedNeigh {
         ifindex: n.header.ifindex,
-        ip: ip?,
+        ip,
         mac,
         permanent: n.header.state == NeighbourState::Permanent,
     })

@@ -1,0 +1,708 @@
+//! The reconciler against a real kernel, each test in its own network
+//! namespace. `ip`/`bridge` are used only as an independent observer and as
+//! the "external tamperer"; everything Bridgehead does goes over netlink.
+//!
+//! Run: `cargo test -p gateway --features root-tests` (as root).
+#![cfg(feature = "root-tests")]
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use gateway::desired::{NEXTHOP_PROTOCOL, NH_MEMBER_BASE, nh_group_id};
+use gateway::diff::Action;
+use gateway::kernel::{Kernel, KernelError};
+use gateway::netns;
+use gateway::reconciler::{self, PassReport, ReconcilerConfig, ReconcilerStats};
+use gateway::{DesiredNode, DesiredSwitch, MacAddr, PortBinding, RemoteMac, Replication};
+use serde_json::Value;
+
+const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
+const V20: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
+const V30: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 30);
+const SN1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
+const SN2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A namespace with `eth0` (198.18.0.10/24, veth peer inside too) and `eth1`; deleted on drop.
+struct Ns {
+    name: String,
+}
+
+impl Ns {
+    fn new() -> Ns {
+        let name = format!(
+            "bhgw-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        run(&["ip", "netns", "add", &name]);
+        let ns = Ns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        ns.ip(&[
+            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+        ]);
+        ns.ip(&[
+            "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+        ]);
+        for dev in ["eth0", "eth0p", "eth1", "eth1p"] {
+            ns.ip(&["link", "set", dev, "up"]);
+        }
+        ns.ip(&["addr", "add", "198.18.0.10/24", "dev", "eth0"]);
+        ns
+    }
+
+    fn ip(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    fn bridge(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.name, "bridge"];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// Like `bridge` but a failure (device not there yet) reads as no output.
+    fn bridge_soft(&self, args: &[&str]) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "bridge"])
+            .args(args)
+            .output()
+            .unwrap();
+        if out.status.success() {
+            String::from_utf8(out.stdout).unwrap()
+        } else {
+            String::new()
+        }
+    }
+
+    fn json(&self, out: String) -> Vec<Value> {
+        if out.trim().is_empty() {
+            return vec![];
+        }
+        match serde_json::from_str(&out) {
+            Ok(Value::Array(v)) => v,
+            other => panic!("unexpected JSON {other:?} from {out}"),
+        }
+    }
+
+    fn link(&self, dev: &str) -> Option<Value> {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-j", "-d", "link", "show", "dev", dev])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        self.json(String::from_utf8(out.stdout).unwrap())
+            .into_iter()
+            .next()
+    }
+
+    /// `bridge fdb show dev DEV` as (mac, "dst IP" | "nhid N") pairs, self entries only.
+    fn fdb(&self, dev: &str) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .json(self.bridge_soft(&["-j", "-d", "fdb", "show", "dev", dev]))
+            .into_iter()
+            .filter(|e| {
+                e["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "self"))
+            })
+            .filter_map(|e| {
+                let mac = e["mac"].as_str()?.to_string();
+                let to = if let Some(d) = e["dst"].as_str() {
+                    format!("dst {d}")
+                } else if let Some(n) = e["nhid"].as_u64() {
+                    format!("nhid {n}")
+                } else {
+                    return None;
+                };
+                Some((mac, to))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `ip nexthop show` as (id, protocol, "via IP" | "group a/b", fdb).
+    fn nexthops(&self) -> Vec<(u64, String, String, bool)> {
+        let mut v: Vec<_> = self
+            .json(self.ip(&["-j", "nexthop", "show"]))
+            .into_iter()
+            .map(|n| {
+                let what = if let Some(g) = n["gateway"].as_str() {
+                    format!("via {g}")
+                } else {
+                    let ids: Vec<String> = n["group"]
+                        .as_array()
+                        .map(|g| g.iter().map(|m| m["id"].to_string()).collect())
+                        .unwrap_or_default();
+                    format!("group {}", ids.join("/"))
+                };
+                let proto = n["protocol"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| n["protocol"].to_string());
+                (
+                    n["id"].as_u64().unwrap(),
+                    proto,
+                    what,
+                    n["fdb"].is_null().not_null_flag(&n),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn neighbours(&self, dev: &str) -> Vec<(String, String, String)> {
+        let mut v: Vec<_> = self
+            .json(self.ip(&["-j", "neigh", "show", "dev", dev]))
+            .into_iter()
+            .map(|n| {
+                (
+                    n["dst"].as_str().unwrap_or("").to_string(),
+                    n["lladdr"].as_str().unwrap_or("").to_string(),
+                    n["state"].to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// One dump + diff + apply inside the namespace.
+    fn reconcile(&self, desired: &DesiredNode) -> PassReport {
+        let d = desired.clone();
+        netns::run_in(&self.name, move || async move {
+            let mut k = Kernel::connect().expect("netlink");
+            reconciler::reconcile_once(&mut k, &d).await.expect("dump")
+        })
+        .expect("netns")
+    }
+}
+
+/// `fdb` is a JSON flag printed as `"fdb": null` by iproute2 when set.
+trait FdbFlag {
+    fn not_null_flag(self, n: &Value) -> bool;
+}
+impl FdbFlag for bool {
+    fn not_null_flag(self, n: &Value) -> bool {
+        n.as_object().is_some_and(|o| o.contains_key("fdb"))
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn mac(s: &str) -> MacAddr {
+    s.parse().unwrap()
+}
+
+fn ip(s: &str) -> Ipv4Addr {
+    s.parse().unwrap()
+}
+
+fn desired() -> DesiredNode {
+    DesiredNode {
+        local_tunnel_ip: LOCAL,
+        underlay_dev: Some("eth0".into()),
+        switches: vec![
+            DesiredSwitch {
+                vni: 5000,
+                replication: Replication::SourceNode {
+                    remote_vteps: vec![V20, V30],
+                },
+                remote_macs: vec![
+                    RemoteMac {
+                        mac: mac("02:00:00:00:00:21"),
+                        vtep: V20,
+                        ip: Some(ip("192.0.2.21")),
+                    },
+                    RemoteMac {
+                        mac: mac("02:00:00:00:00:31"),
+                        vtep: V30,
+                        ip: None,
+                    },
+                ],
+                ports: vec![],
+            },
+            DesiredSwitch {
+                vni: 5001,
+                replication: Replication::ServiceNode {
+                    service_nodes: vec![SN1, SN2],
+                },
+                remote_macs: vec![RemoteMac {
+                    mac: mac("02:00:00:00:01:21"),
+                    vtep: V20,
+                    ip: None,
+                }],
+                ports: vec![PortBinding {
+                    ifname: "eth1".into(),
+                    vlan: 0,
+                }],
+            },
+        ],
+    }
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+fn assert_converged(ns: &Ns, d: &DesiredNode) {
+    let again = ns.reconcile(d);
+    assert!(
+        again.planned.is_empty(),
+        "not converged, would still do {:#?}",
+        again.planned
+    );
+}
+
+fn check_initial(ns: &Ns) {
+    let vx = ns.link("bhvx5000").expect("bhvx5000");
+    let info = &vx["linkinfo"];
+    assert_eq!(info["info_kind"], "vxlan");
+    assert_eq!(info["info_data"]["id"], 5000);
+    assert_eq!(info["info_data"]["local"], "198.18.0.10");
+    assert_eq!(info["info_data"]["port"], 4789);
+    assert_eq!(info["info_data"]["learning"], false);
+    assert_eq!(info["info_data"]["link"], "eth0");
+    assert_eq!(vx["master"], "bhbr5000");
+    assert_eq!(vx["ifalias"], "bridgehead:vxlan:vni=5000");
+    assert_eq!(info["info_slave_data"]["neigh_suppress"], true);
+    assert!(vx["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
+    let br = ns.link("bhbr5000").unwrap();
+    assert_eq!(br["linkinfo"]["info_kind"], "bridge");
+    assert_eq!(br["ifalias"], "bridgehead:bridge:vni=5000");
+    assert_eq!(
+        ns.link("bhvx5001").unwrap()["linkinfo"]["info_slave_data"]["neigh_suppress"],
+        false
+    );
+    assert_eq!(ns.link("eth1").unwrap()["master"], "bhbr5001");
+
+    assert_eq!(
+        ns.fdb("bhvx5000"),
+        vec![
+            (s("00:00:00:00:00:00"), s("dst 198.18.0.20")),
+            (s("00:00:00:00:00:00"), s("dst 198.18.0.30")),
+            (s("02:00:00:00:00:21"), s("dst 198.18.0.20")),
+            (s("02:00:00:00:00:31"), s("dst 198.18.0.30")),
+        ]
+    );
+    let g = nh_group_id(5001);
+    assert_eq!(
+        ns.fdb("bhvx5001"),
+        vec![
+            (s("00:00:00:00:00:00"), format!("nhid {g}")),
+            (s("02:00:00:00:01:21"), s("dst 198.18.0.20"))
+        ]
+    );
+    let (m1, m2) = (NH_MEMBER_BASE as u64, NH_MEMBER_BASE as u64 + 1);
+    let proto = NEXTHOP_PROTOCOL.to_string();
+    assert_eq!(
+        ns.nexthops(),
+        vec![
+            (g as u64, proto.clone(), format!("group {m1}/{m2}"), true),
+            (m1, proto.clone(), s("via 198.18.0.100"), true),
+            (m2, proto, s("via 198.18.0.101"), true),
+        ]
+    );
+    let n = ns.neighbours("bhbr5000");
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert_eq!(
+        (n[0].0.as_str(), n[0].1.as_str()),
+        ("192.0.2.21", "02:00:00:00:00:21")
+    );
+    assert!(n[0].2.contains("PERMANENT"), "{n:?}");
+}
+
+#[test]
+fn create_update_delete() {
+    let ns = Ns::new();
+    let mut d = desired();
+    let r = ns.reconcile(&d);
+    assert!(
+        r.failed.is_empty() && r.problems.is_empty(),
+        "{:#?} {:#?}",
+        r.failed,
+        r.problems
+    );
+    check_initial(&ns);
+    assert_converged(&ns, &d);
+
+    // Update: add a MAC, remove one, move one, shrink the flood list, flip 5001 to source_node.
+    let sw = &mut d.switches[0];
+    sw.remote_macs.retain(|m| m.mac != mac("02:00:00:00:00:31"));
+    sw.remote_macs.push(RemoteMac {
+        mac: mac("02:00:00:00:00:41"),
+        vtep: V30,
+        ip: Some(ip("192.0.2.41")),
+    });
+    sw.remote_macs[0].vtep = V30; // 02:..:21 moves from .20 to .30
+    sw.replication = Replication::SourceNode {
+        remote_vteps: vec![V30],
+    };
+    d.switches[1].replication = Replication::SourceNode {
+        remote_vteps: vec![V20],
+    };
+    let r = ns.reconcile(&d);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    let text: Vec<String> = r.planned.iter().map(|a| a.to_string()).collect();
+    let g = nh_group_id(5001);
+    let (m1, m2) = (NH_MEMBER_BASE, NH_MEMBER_BASE + 1);
+    // Exactly the differences, nothing wiped and rebuilt.
+    assert_eq!(
+        text,
+        vec![
+            s("fdb del 00:00:00:00:00:00 dev bhvx5000 dst 198.18.0.20"),
+            s("fdb del 02:00:00:00:00:31 dev bhvx5000 dst 198.18.0.30"),
+            format!("fdb del 00:00:00:00:00:00 dev bhvx5001 nhid {g}"),
+            format!("nexthop del id {g}"),
+            format!("nexthop del id {m1}"),
+            format!("nexthop del id {m2}"),
+            s("fdb replace 02:00:00:00:00:21 dev bhvx5000 dst 198.18.0.30 self permanent"),
+            s("fdb replace 02:00:00:00:00:41 dev bhvx5000 dst 198.18.0.30 self permanent"),
+            s("neigh replace 192.0.2.41 lladdr 02:00:00:00:00:41 dev bhbr5000 nud permanent"),
+            s("fdb append 00:00:00:00:00:00 dev bhvx5001 dst 198.18.0.20 self permanent"),
+        ]
+    );
+    assert_eq!(
+        ns.fdb("bhvx5000"),
+        vec![
+            (s("00:00:00:00:00:00"), s("dst 198.18.0.30")),
+            (s("02:00:00:00:00:21"), s("dst 198.18.0.30")),
+            (s("02:00:00:00:00:41"), s("dst 198.18.0.30")),
+        ]
+    );
+    assert_eq!(
+        ns.fdb("bhvx5001"),
+        vec![
+            (s("00:00:00:00:00:00"), s("dst 198.18.0.20")),
+            (s("02:00:00:00:01:21"), s("dst 198.18.0.20"))
+        ]
+    );
+    assert_eq!(ns.nexthops(), vec![]);
+    assert_eq!(ns.neighbours("bhbr5000").len(), 2);
+    assert_converged(&ns, &d);
+
+    // Back to service_node with a new flood list: members and group come back.
+    d.switches[1].replication = Replication::ServiceNode {
+        service_nodes: vec![SN2],
+    };
+    let r = ns.reconcile(&d);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    assert_eq!(
+        ns.fdb("bhvx5001")[0],
+        (s("00:00:00:00:00:00"), format!("nhid {g}"))
+    );
+    assert_converged(&ns, &d);
+
+    // Delete switch 5001: its devices go, the bound NIC is released, not deleted.
+    d.switches.truncate(1);
+    let r = ns.reconcile(&d);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    assert!(ns.link("bhvx5001").is_none() && ns.link("bhbr5001").is_none());
+    let eth1 = ns.link("eth1").expect("eth1 must survive");
+    assert!(eth1.get("master").is_none(), "{eth1}");
+    assert_eq!(ns.nexthops(), vec![]);
+    assert!(ns.link("bhvx5000").is_some());
+    assert_converged(&ns, &d);
+}
+
+#[test]
+fn foreign_objects_are_never_touched() {
+    let ns = Ns::new();
+    ns.ip(&["link", "add", "brf", "type", "bridge"]);
+    ns.ip(&[
+        "link",
+        "add",
+        "vxf",
+        "type",
+        "vxlan",
+        "id",
+        "77",
+        "dstport",
+        "4789",
+        "local",
+        "198.18.0.10",
+        "nolearning",
+    ]);
+    ns.ip(&["link", "set", "vxf", "master", "brf"]);
+    ns.bridge(&[
+        "fdb",
+        "add",
+        "02:00:00:00:77:77",
+        "dev",
+        "vxf",
+        "dst",
+        "198.18.0.20",
+        "self",
+        "permanent",
+    ]);
+    ns.ip(&["nexthop", "add", "id", "7", "via", "198.18.0.20", "fdb"]);
+    ns.ip(&[
+        "neigh",
+        "add",
+        "192.0.2.77",
+        "lladdr",
+        "02:00:00:00:77:77",
+        "dev",
+        "brf",
+        "nud",
+        "permanent",
+    ]);
+    let before = (
+        ns.fdb("vxf"),
+        ns.nexthops(),
+        ns.neighbours("brf"),
+        ns.link("vxf").unwrap()["master"].clone(),
+    );
+
+    let d = desired();
+    let r = ns.reconcile(&d);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    let empty = DesiredNode {
+        switches: vec![],
+        ..d
+    };
+    let r = ns.reconcile(&empty);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    for a in &r.planned {
+        let t = a.to_string();
+        assert!(
+            !t.contains("brf") && !t.contains("vxf") && !t.contains("id 7 "),
+            "{t}"
+        );
+    }
+    assert!(ns.link("bhvx5000").is_none() && ns.link("bhbr5001").is_none());
+    let after = (
+        ns.fdb("vxf"),
+        ns.nexthops(),
+        ns.neighbours("brf"),
+        ns.link("vxf").unwrap()["master"].clone(),
+    );
+    assert_eq!(before, after);
+    assert_eq!(after.1.len(), 1);
+}
+
+#[test]
+fn vlan_binding_without_8021q_fails_clearly_and_the_rest_is_applied() {
+    let ns = Ns::new();
+    let mut d = desired();
+    d.switches[1].ports = vec![PortBinding {
+        ifname: "eth1".into(),
+        vlan: 100,
+    }];
+    let r = ns.reconcile(&d);
+    let vlan_failures: Vec<&(Action, KernelError)> = r
+        .failed
+        .iter()
+        .filter(|(a, _)| matches!(a, Action::CreateVlan { .. }))
+        .collect();
+    let kernel_has_vlan = vlan_failures.is_empty();
+    if kernel_has_vlan {
+        // A kernel with 8021q: the sub-interface exists and is a port of our bridge.
+        assert!(r.failed.is_empty(), "{:#?}", r.failed);
+        let name = gateway::desired::vlan_name(
+            ns.link("eth1").unwrap()["ifindex"].as_u64().unwrap() as u32,
+            100,
+        );
+        assert_eq!(ns.link(&name).unwrap()["master"], "bhbr5001");
+        return;
+    }
+    let (_, err) = vlan_failures[0];
+    assert!(matches!(err, KernelError::MissingFeature { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("802.1Q") && msg.contains("8021q") && msg.contains("vlan 0"),
+        "{msg}"
+    );
+    // Only the vlan's own follow-ups fail (alias/master/up of a device that does not exist).
+    assert!(
+        r.failed.iter().all(|(a, _)| a.to_string().contains("bhq")),
+        "{:#?}",
+        r.failed
+    );
+    check_initial_without_eth1(&ns);
+}
+
+fn check_initial_without_eth1(ns: &Ns) {
+    assert_eq!(ns.link("bhvx5001").unwrap()["master"], "bhbr5001");
+    assert_eq!(ns.fdb("bhvx5000").len(), 4);
+    assert!(ns.link("eth1").unwrap().get("master").is_none());
+}
+
+/// Runs the real loop in the namespace; dropping it stops the loop.
+struct Running {
+    tx: Option<tokio::sync::watch::Sender<DesiredNode>>,
+    reports: tokio::sync::watch::Receiver<Arc<PassReport>>,
+    stats: ReconcilerStats,
+    thread: Option<
+        std::thread::JoinHandle<Result<Result<(), reconciler::ReconcileError>, netns::NetnsError>>,
+    >,
+}
+
+impl Running {
+    fn start(ns: &Ns, d: DesiredNode) -> Running {
+        let (tx, rx) = tokio::sync::watch::channel(d);
+        let (rtx, reports) = tokio::sync::watch::channel(Arc::new(PassReport::default()));
+        let stats = ReconcilerStats::default();
+        let st = stats.clone();
+        // Long resync: repairs below must come from the notification path.
+        let config = ReconcilerConfig {
+            resync: Duration::from_secs(3600),
+            debounce: Duration::from_millis(20),
+        };
+        let thread =
+            netns::spawn_in(&ns.name, move || reconciler::run(rx, config, st, Some(rtx))).unwrap();
+        Running {
+            tx: Some(tx),
+            reports,
+            stats,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let r = t.join();
+            if !std::thread::panicking() {
+                r.expect("loop thread").expect("netns").expect("loop");
+            }
+        }
+    }
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(5) {
+        if f() {
+            return t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what}: not repaired within 5 s");
+}
+
+#[test]
+fn external_tampering_is_repaired_by_notifications() {
+    let ns = Ns::new();
+    let d = desired();
+    let run = Running::start(&ns, d.clone());
+    wait_for("initial pass", || {
+        ns.fdb("bhvx5000").len() == 4 && ns.fdb("bhvx5001").len() == 2
+    });
+    check_initial(&ns);
+
+    ns.bridge(&[
+        "fdb",
+        "del",
+        "02:00:00:00:00:21",
+        "dev",
+        "bhvx5000",
+        "dst",
+        "198.18.0.20",
+        "self",
+    ]);
+    let t = wait_for("fdb del", || {
+        ns.fdb("bhvx5000")
+            .contains(&(s("02:00:00:00:00:21"), s("dst 198.18.0.20")))
+    });
+    eprintln!("fdb entry deleted externally: repaired in {t:?}");
+
+    ns.bridge(&[
+        "fdb",
+        "replace",
+        "02:00:00:00:00:31",
+        "dev",
+        "bhvx5000",
+        "dst",
+        "198.18.0.99",
+        "self",
+        "permanent",
+    ]);
+    let t = wait_for("fdb changed", || {
+        ns.fdb("bhvx5000")
+            .contains(&(s("02:00:00:00:00:31"), s("dst 198.18.0.30")))
+    });
+    eprintln!("fdb entry changed externally: repaired in {t:?}");
+
+    ns.ip(&["link", "set", "bhvx5000", "nomaster"]);
+    let t = wait_for("nomaster", || {
+        ns.link("bhvx5000").is_some_and(|l| {
+            l["master"] == "bhbr5000" && l["linkinfo"]["info_slave_data"]["neigh_suppress"] == true
+        })
+    });
+    eprintln!("vxlan released from bridge: repaired in {t:?}");
+
+    ns.ip(&["link", "del", "bhvx5000"]);
+    let t = wait_for("link del", || {
+        ns.fdb("bhvx5000").len() == 4
+            && ns
+                .link("bhvx5000")
+                .is_some_and(|l| l["master"] == "bhbr5000")
+    });
+    eprintln!("vxlan deleted: repaired (device + 4 FDB entries) in {t:?}");
+
+    ns.ip(&["neigh", "del", "192.0.2.21", "dev", "bhbr5000"]);
+    let t = wait_for("neigh del", || ns.neighbours("bhbr5000").len() == 1);
+    eprintln!("neighbour deleted: repaired in {t:?}");
+
+    let g = nh_group_id(5001);
+    ns.ip(&["nexthop", "del", "id", &NH_MEMBER_BASE.to_string()]);
+    let t = wait_for("nexthop del", || {
+        ns.nexthops().len() == 3
+            && ns
+                .fdb("bhvx5001")
+                .contains(&(s("00:00:00:00:00:00"), format!("nhid {g}")))
+    });
+    eprintln!("member nexthop deleted: repaired in {t:?}");
+
+    ns.ip(&["link", "set", "eth1", "nomaster"]);
+    wait_for("port released", || {
+        ns.link("eth1").is_some_and(|l| l["master"] == "bhbr5001")
+    });
+
+    check_initial(&ns);
+    // Desired-state change through the channel is applied too.
+    let mut d2 = d.clone();
+    d2.switches.truncate(1);
+    run.tx.as_ref().unwrap().send_replace(d2);
+    wait_for("switch removed", || ns.link("bhbr5001").is_none());
+    assert!(run.stats.passes.load(Ordering::Relaxed) >= 8);
+    assert_eq!(
+        run.stats.actions_failed.load(Ordering::Relaxed),
+        0,
+        "{:#?}",
+        run.reports.borrow().failed
+    );
+    drop(run);
+}
