@@ -5,3 +5,4 @@ pub mod node;
 pub mod state_machine;
 pub mod storage;
 pub mod validate;
+pub mod watch;
