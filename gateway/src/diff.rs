@@ -31,6 +31,13 @@ pub enum Action {
         /// The remote to remove (`None`: an entry without one).
         dst: Option<FdbDst>,
     },
+    /// `bridge fdb del MAC dev DEV master`.
+    DelPortFdb {
+        /// VXLAN device (bridge port).
+        dev: String,
+        /// MAC.
+        mac: MacAddr,
+    },
     /// `ip neigh del IP dev DEV`.
     DelNeigh {
         /// Bridge device.
@@ -133,6 +140,13 @@ pub enum Action {
         /// (zero MAC) are appended (`dst`) or added (`nhid`).
         moved: bool,
     },
+    /// `bridge fdb replace MAC dev DEV master static`.
+    AddPortFdb {
+        /// VXLAN device (bridge port).
+        dev: String,
+        /// MAC.
+        mac: MacAddr,
+    },
     /// `ip neigh replace IP lladdr MAC dev DEV nud permanent`.
     AddNeigh {
         /// Bridge device.
@@ -157,6 +171,10 @@ impl fmt::Display for Action {
                     "fdb del {mac} dev {dev} {}",
                     d.as_ref().map(dst).unwrap_or_default()
                 )
+            }
+            Action::DelPortFdb { dev, mac } => write!(f, "fdb del {mac} dev {dev} master"),
+            Action::AddPortFdb { dev, mac } => {
+                write!(f, "fdb replace {mac} dev {dev} master static")
             }
             Action::DelNeigh { dev, ip } => write!(f, "neigh del {ip} dev {dev}"),
             Action::SetNomaster { dev } => write!(f, "link set {dev} nomaster"),
@@ -345,6 +363,9 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         // The vxlan device exists only if its underlay does.
         let vx_obs = observed.link(&vx);
         let mut vx_index = None;
+        // Index of the vxlan device if it is already a port of our bridge:
+        // only then do its bridge-level FDB entries exist.
+        let mut vx_port = None;
         let vx_exists = underlay.is_some() || vx_obs.is_some();
         if let Some(under) = underlay {
             let want = VxlanParams {
@@ -392,9 +413,13 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
                 });
             }
             vx_index = obs.map(|l| l.index);
+            vx_port = if enslaved { vx_index } else { None };
         } else if vx_obs.is_some() {
             // Keep an existing device rather than cut traffic over a config typo.
             vx_index = vx_obs.map(|l| l.index);
+            vx_port = vx_obs
+                .filter(|l| l.master.is_some() && l.master == br_index)
+                .map(|l| l.index);
         }
 
         for p in &sw.ports {
@@ -459,6 +484,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
                 nh.groups.get(&sw.vni).copied(),
                 &mut ph,
             );
+            plan_port_fdb(sw, observed, vx_port, &mut ph);
         }
         plan_neighbours(sw, observed, br_index, &mut ph);
     }
@@ -743,6 +769,29 @@ fn plan_fdb(
                 });
             }
         }
+    }
+}
+
+fn plan_port_fdb(sw: &DesiredSwitch, observed: &Observed, vx_port: Option<u32>, ph: &mut Phases) {
+    let dev = vxlan_name(sw.vni);
+    let want: BTreeSet<MacAddr> = sw.remote_macs.iter().map(|m| m.mac).collect();
+    let mut have = BTreeSet::new();
+    if let Some(ix) = vx_port {
+        for e in observed.port_fdb.iter().filter(|e| e.port == ix) {
+            have.insert(e.mac);
+            if !want.contains(&e.mac) {
+                ph.del_entries.push(Action::DelPortFdb {
+                    dev: dev.clone(),
+                    mac: e.mac,
+                });
+            }
+        }
+    }
+    for mac in want.difference(&have) {
+        ph.add_entries.push(Action::AddPortFdb {
+            dev: dev.clone(),
+            mac: *mac,
+        });
     }
 }
 

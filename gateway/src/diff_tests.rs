@@ -97,6 +97,16 @@ fn converged_source() -> Observed {
             fdb(mac("02:00:00:00:00:21"), V20),
             fdb(mac("02:00:00:00:00:31"), V30),
         ],
+        port_fdb: vec![
+            ObservedPortFdb {
+                port: 11,
+                mac: mac("02:00:00:00:00:21"),
+            },
+            ObservedPortFdb {
+                port: 11,
+                mac: mac("02:00:00:00:00:31"),
+            },
+        ],
         neighbours: vec![ObservedNeigh {
             ifindex: 10,
             ip: Ipv4Addr::new(192, 0, 2, 21),
@@ -270,9 +280,11 @@ fn add_and_remove_macs_and_flood_targets_touch_only_those() {
         vec![
             "fdb del 00:00:00:00:00:00 dev bhvx5000 dst 198.18.0.20",
             "fdb del 02:00:00:00:00:21 dev bhvx5000 dst 198.18.0.20",
+            "fdb del 02:00:00:00:00:21 dev bhvx5000 master",
             "neigh del 192.0.2.21 dev bhbr5000",
             "link set bhvx5000 type bridge_slave neigh_suppress off",
             "fdb replace 02:00:00:00:00:41 dev bhvx5000 dst 198.18.0.30 self permanent",
+            "fdb replace 02:00:00:00:00:41 dev bhvx5000 master static",
         ]
     );
 }
@@ -428,6 +440,7 @@ fn wrong_vxlan_parameters_recreate_the_device_and_its_entries() {
 fn tampering_is_repaired() {
     // Released from the bridge (which also clears the port flag), lost its alias, taken down.
     let mut obs = converged_source();
+    obs.port_fdb.clear();
     obs.links[3].master = None;
     obs.links[3].neigh_suppress = None;
     obs.links[3].alias = None;
@@ -441,6 +454,9 @@ fn tampering_is_repaired() {
             "link set bhvx5000 master bhbr5000",
             "link set bhvx5000 up",
             "link set bhvx5000 type bridge_slave neigh_suppress on",
+            // Releasing the port flushed its bridge FDB entries.
+            "fdb replace 02:00:00:00:00:21 dev bhvx5000 master static",
+            "fdb replace 02:00:00:00:00:31 dev bhvx5000 master static",
         ]
     );
 }

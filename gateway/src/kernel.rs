@@ -32,7 +32,7 @@ use crate::message::KernelMessage;
 use crate::nexthop::{NexthopMessage, RTNLGRP_NEXTHOP};
 use crate::observed::{
     FdbDst, LinkKind, Observed, ObservedFdb, ObservedLink, ObservedNeigh, ObservedNexthop,
-    VxlanParams,
+    ObservedPortFdb, VxlanParams,
 };
 
 /// `NDA_NH_ID`: FDB entry pointing at a nexthop group (not modelled by netlink-packet-route 0.34).
@@ -214,7 +214,18 @@ impl Kernel {
             .await?
         {
             if let KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(n)) = m {
-                if vxlans.contains(&n.header.ifindex)
+                // Bridge entries come without NTF_SELF (and with NDA_MASTER);
+                // `static` ones are NUD_NOARP, learned ones REACHABLE/STALE.
+                let static_master = !n.header.flags.contains(NeighbourFlags::Own)
+                    && n.header.state == NeighbourState::Noarp;
+                if vxlans.contains(&n.header.ifindex) && static_master {
+                    if let Some(e) = fdb_from(&n) {
+                        obs.port_fdb.push(ObservedPortFdb {
+                            port: e.ifindex,
+                            mac: e.mac,
+                        });
+                    }
+                } else if vxlans.contains(&n.header.ifindex)
                     && n.header.flags.contains(NeighbourFlags::Own)
                 {
                     if let Some(e) = fdb_from(&n) {
@@ -440,6 +451,26 @@ impl Kernel {
                 .await
                 .map(drop)
             }
+            Action::AddPortFdb { dev, mac } => {
+                let msg = port_fdb_message(self.index(op, dev)?, *mac);
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(msg)),
+                    ack | NLM_F_CREATE | NLM_F_REPLACE,
+                )
+                .await
+                .map(drop)
+            }
+            Action::DelPortFdb { dev, mac } => {
+                let msg = port_fdb_message(self.index(op, dev)?, *mac);
+                self.request(
+                    op,
+                    KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(msg)),
+                    ack,
+                )
+                .await
+                .map(drop)
+            }
             Action::AddNeigh { dev, ip, mac } => {
                 let mut msg = neigh_message(self.index(op, dev)?, *ip);
                 msg.attributes
@@ -535,6 +566,20 @@ fn fdb_message(ifindex: u32, mac: MacAddr, dst: Option<FdbDst>) -> NeighbourMess
         }
         None => {}
     }
+    msg
+}
+
+/// A static bridge FDB entry (`master static`): the bridge forwards the MAC to
+/// this port without flooding, learning cannot move it, and ARP suppression
+/// finds the port.
+fn port_fdb_message(port: u32, mac: MacAddr) -> NeighbourMessage {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = port;
+    msg.header.state = NeighbourState::Noarp;
+    msg.header.flags = NeighbourFlags::Controller;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
     msg
 }
 

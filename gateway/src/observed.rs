@@ -79,6 +79,17 @@ pub struct ObservedFdb {
     pub dst: Option<FdbDst>,
 }
 
+/// One static bridge-level (`master`) FDB entry on a VXLAN port: it tells
+/// the bridge which port a remote MAC is behind, which ARP suppression needs
+/// (the bridge only answers for a MAC its own FDB places on a suppressing port).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObservedPortFdb {
+    /// Ifindex of the bridge port (our VXLAN device).
+    pub port: u32,
+    /// The MAC.
+    pub mac: MacAddr,
+}
+
 /// One IPv4 neighbour entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObservedNeigh {
@@ -114,6 +125,8 @@ pub struct Observed {
     pub links: Vec<ObservedLink>,
     /// `NTF_SELF` FDB entries of VXLAN devices.
     pub fdb: Vec<ObservedFdb>,
+    /// Static `master` FDB entries of VXLAN ports.
+    pub port_fdb: Vec<ObservedPortFdb>,
     /// IPv4 neighbours.
     pub neighbours: Vec<ObservedNeigh>,
     /// Nexthop objects (empty where the kernel has none).

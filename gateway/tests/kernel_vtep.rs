@@ -130,6 +130,18 @@ impl Ns {
         v
     }
 
+    /// Static bridge-level (`master`) FDB MACs on port `dev`.
+    fn port_fdb(&self, dev: &str) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .json(self.bridge_soft(&["-j", "-d", "fdb", "show", "dev", dev]))
+            .into_iter()
+            .filter(|e| e.get("master").is_some() && e["state"] == "static")
+            .filter_map(|e| e["mac"].as_str().map(str::to_string))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// `ip nexthop show` as (id, protocol, "via IP" | "group a/b", fdb).
     fn nexthops(&self) -> Vec<(u64, String, String, bool)> {
         let mut v: Vec<_> = self
@@ -314,6 +326,11 @@ fn check_initial(ns: &Ns) {
             (s("02:00:00:00:00:31"), s("dst 198.18.0.30")),
         ]
     );
+    assert_eq!(
+        ns.port_fdb("bhvx5000"),
+        vec![s("02:00:00:00:00:21"), s("02:00:00:00:00:31")]
+    );
+    assert_eq!(ns.port_fdb("bhvx5001"), vec![s("02:00:00:00:01:21")]);
     let g = nh_group_id(5001);
     assert_eq!(
         ns.fdb("bhvx5001"),
@@ -381,12 +398,14 @@ fn create_update_delete() {
         vec![
             s("fdb del 00:00:00:00:00:00 dev bhvx5000 dst 198.18.0.20"),
             s("fdb del 02:00:00:00:00:31 dev bhvx5000 dst 198.18.0.30"),
+            s("fdb del 02:00:00:00:00:31 dev bhvx5000 master"),
             format!("fdb del 00:00:00:00:00:00 dev bhvx5001 nhid {g}"),
             format!("nexthop del id {g}"),
             format!("nexthop del id {m1}"),
             format!("nexthop del id {m2}"),
             s("fdb replace 02:00:00:00:00:21 dev bhvx5000 dst 198.18.0.30 self permanent"),
             s("fdb replace 02:00:00:00:00:41 dev bhvx5000 dst 198.18.0.30 self permanent"),
+            s("fdb replace 02:00:00:00:00:41 dev bhvx5000 master static"),
             s("neigh replace 192.0.2.41 lladdr 02:00:00:00:00:41 dev bhbr5000 nud permanent"),
             s("fdb append 00:00:00:00:00:00 dev bhvx5001 dst 198.18.0.20 self permanent"),
         ]
@@ -549,6 +568,44 @@ fn vlan_binding_without_8021q_fails_clearly_and_the_rest_is_applied() {
         r.failed
     );
     check_initial_without_eth1(&ns);
+}
+
+#[test]
+fn arp_for_a_remote_ip_is_answered_locally() {
+    // eth1p stands for a host on the bound physical segment.
+    let ns = Ns::new();
+    let mut d = desired();
+    d.switches[0].ports = vec![PortBinding {
+        ifname: "eth1".into(),
+        vlan: 0,
+    }];
+    d.switches[1].ports.clear();
+    let r = ns.reconcile(&d);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
+    // The reply can only come from the bridge's suppression: 02:..:21 lives behind a VTEP
+    // that does not exist here, so nothing else could answer.
+    let _ = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            "eth1p",
+            "192.0.2.21",
+        ])
+        .output();
+    let n = ns.neighbours("eth1p");
+    assert!(
+        n.iter()
+            .any(|(ip, mac, _)| ip == "192.0.2.21" && mac == "02:00:00:00:00:21"),
+        "ARP not answered from the neighbour table: {n:?}"
+    );
 }
 
 fn check_initial_without_eth1(ns: &Ns) {
