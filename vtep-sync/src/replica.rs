@@ -314,6 +314,9 @@ impl Replica {
                         .as_object()
                         .ok_or_else(|| ReplicaError::Malformed(body.to_string()))?;
                     for (col, diff) in diffs {
+                        if col == "_uuid" || col == "_version" {
+                            continue;
+                        }
                         let ty = self.column_type(table, col)?;
                         let old = row.remove(col).unwrap_or_else(|| default_of(ty));
                         let new = apply_diff(ty, old, Datum::from_json(diff)?)?;
@@ -494,6 +497,27 @@ mod tests {
         assert_eq!(
             r.get("Logical_Switch", u.parse().unwrap(), "tunnel_key"),
             Some(Datum::empty_set())
+        );
+    }
+
+    // ovsdb-server includes _version in update2 "modify" when a monitor
+    // asks for all columns; it is not a schema column and must be skipped.
+    #[test]
+    fn version_column_in_modify_is_ignored() {
+        let mut r = Replica::new(vtep_schema());
+        let u = "6b32a7aa-7854-4da3-a746-cfd068ceb71b";
+        let ver = ["uuid", "e20d7919-59d4-4b7d-8b83-8c288049530d"];
+        r.apply_update2(
+            &json!({"Logical_Switch": {u: {"insert": {"name": "a", "_version": ver}}}}),
+        )
+        .unwrap();
+        r.apply_update2(
+            &json!({"Logical_Switch": {u: {"modify": {"description": "d", "_version": ver}}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            r.get("Logical_Switch", u.parse().unwrap(), "description"),
+            Some(Datum::from("d"))
         );
     }
 
