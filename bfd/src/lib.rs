@@ -45,6 +45,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod deadlines;
 pub mod packet;
 pub mod session;
 pub mod timers;
