@@ -18,8 +18,8 @@ use netlink_packet_route::neighbour::{
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
-    DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla,
+    DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL,
+    NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla,
 };
 use rtnetlink::proto::{ConnectionHandle, NetlinkProtoError};
 use rtnetlink::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -74,6 +74,12 @@ pub enum KernelError {
         feature: &'static str,
         /// Positive errno.
         errno: i32,
+    },
+    /// A dump raced with changes (NLM_F_DUMP_INTR); retry it.
+    #[error("{op}: interrupted by concurrent changes")]
+    DumpInterrupted {
+        /// Which dump.
+        op: String,
     },
     /// An action names a link that does not exist (yet).
     #[error("{op}: no link named {name}")]
@@ -156,7 +162,10 @@ impl Kernel {
         let req = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
         let mut resp = self.handle.request(req, SocketAddr::new(0, 0))?;
         let mut out = Vec::new();
+        let mut interrupted = false;
         while let Some(m) = resp.next().await {
+            // The table changed during the dump: the snapshot may be torn.
+            interrupted |= m.header.flags & NLM_F_DUMP_INTR != 0;
             match m.payload {
                 NetlinkPayload::InnerMessage(x) => out.push(x),
                 NetlinkPayload::Error(e) => {
@@ -169,6 +178,9 @@ impl Kernel {
                 }
                 _ => {}
             }
+        }
+        if interrupted {
+            return Err(KernelError::DumpInterrupted { op: op.to_string() });
         }
         Ok(out)
     }

@@ -21,6 +21,8 @@ pub struct ReconcilerConfig {
     pub resync: Duration,
     /// Wait this long after a notification for the burst to end before re-dumping.
     pub debounce: Duration,
+    /// Retry delay after a failed dump.
+    pub retry: Duration,
 }
 
 impl Default for ReconcilerConfig {
@@ -28,6 +30,7 @@ impl Default for ReconcilerConfig {
         ReconcilerConfig {
             resync: Duration::from_secs(30),
             debounce: Duration::from_millis(50),
+            retry: Duration::from_secs(1),
         }
     }
 }
@@ -56,6 +59,8 @@ pub struct ReconcilerStats {
     pub actions_applied: Arc<AtomicU64>,
     /// Actions the kernel refused.
     pub actions_failed: Arc<AtomicU64>,
+    /// Dumps that failed (retried after `ReconcilerConfig::retry`).
+    pub dump_failures: Arc<AtomicU64>,
     /// Passes skipped because the desired state was invalid.
     pub invalid_desired: Arc<AtomicU64>,
 }
@@ -143,7 +148,16 @@ pub async fn run(
         pending = None;
         next_resync = Instant::now() + config.resync;
         let want = desired.borrow_and_update().clone();
-        let report = reconcile_once(&mut kernel, &want).await?;
+        let report = match reconcile_once(&mut kernel, &want).await {
+            Ok(r) => r,
+            Err(e) => {
+                // A torn or failed dump is transient: never end the loop, retry soon.
+                tracing::warn!(error = %e, "kernel dump failed; retrying");
+                stats.dump_failures.fetch_add(1, Ordering::Relaxed);
+                pending = Some(Instant::now() + config.retry);
+                continue;
+            }
+        };
         stats.passes.fetch_add(1, Ordering::Relaxed);
         stats
             .actions_applied
