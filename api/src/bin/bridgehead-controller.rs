@@ -1,0 +1,94 @@
+//! The controller: a single-voter store (raft + redb) behind the REST API.
+//!
+//! Prints `listening on ADDR` on stdout once the socket is bound, so tests
+//! and scripts can use `--listen 127.0.0.1:0`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use api::http::{HttpConfig, router};
+use api::node::{Node, NodeConfig, Retention};
+use clap::Parser;
+
+/// Command line.
+#[derive(Debug, Parser)]
+#[command(name = "bridgehead-controller", version, about)]
+struct Args {
+    /// Directory holding the store (one redb file).
+    #[arg(long, env = "BRIDGEHEAD_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address of the REST API.
+    #[arg(long, default_value = "127.0.0.1:7480")]
+    listen: String,
+    /// Watch history: always keep at least this many revisions.
+    #[arg(long, default_value_t = 100_000)]
+    history_revisions: u64,
+    /// Watch history: always keep revisions younger than this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    history_age_secs: u64,
+    /// How often history compaction runs, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    compact_every_ms: u64,
+    /// Default interval of watch progress bookmarks, in ms.
+    #[arg(long, default_value_t = 5000)]
+    progress_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut cfg = NodeConfig::single(&args.data_dir);
+    cfg.retention = Retention {
+        revisions: args.history_revisions,
+        age: Duration::from_secs(args.history_age_secs),
+    };
+    cfg.compact_every = Duration::from_millis(args.compact_every_ms.max(10));
+    let node = Node::start(cfg, None)
+        .with_context(|| format!("opening store in {}", args.data_dir.display()))?;
+    let app = router(
+        node.clone(),
+        HttpConfig {
+            progress_every: Duration::from_millis(args.progress_ms),
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "controller listening");
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {addr}")?;
+        out.flush()?;
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    node.shutdown();
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM, so systemd stops the controller cleanly.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

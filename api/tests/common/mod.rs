@@ -1,0 +1,194 @@
+//! Test helpers: the controller as a child process, and a tiny HTTP/1.1 client
+//! (std only, so the tests exercise the real binary over a real socket).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running `bridgehead-controller`; killed and reaped on drop.
+pub struct Controller {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Controller {
+    /// Starts the binary on `data_dir`, listening on a free loopback port.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Controller {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgehead-controller"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn controller");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .parse()
+            .expect("addr");
+        let c = Controller { child, addr };
+        // Wait until the store is leader and takes writes.
+        for _ in 0..200 {
+            if let Ok((200, _)) = request(c.addr, "GET", "/readyz", None) {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("controller never became ready");
+    }
+
+    /// SIGKILL, like a power cut for the process (the page cache survives, as the store expects fsync anyway).
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool, Option<usize>)> {
+    let mut status_line = String::new();
+    r.read_line(&mut status_line)?;
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {status_line:?}")))?;
+    let mut chunked = false;
+    let mut len = None;
+    loop {
+        let mut h = String::new();
+        r.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+            chunked = true;
+        }
+        if let Some(v) = lower.strip_prefix("content-length:") {
+            len = v.trim().parse().ok();
+        }
+    }
+    Ok((status, chunked, len))
+}
+
+fn read_chunk(r: &mut BufReader<TcpStream>) -> std::io::Result<Option<Vec<u8>>> {
+    let mut size = String::new();
+    if r.read_line(&mut size)? == 0 {
+        return Ok(None);
+    }
+    let n = usize::from_str_radix(size.trim(), 16)
+        .map_err(|_| std::io::Error::other(format!("bad chunk size {size:?}")))?;
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut buf = vec![0; n + 2];
+    r.read_exact(&mut buf)?;
+    buf.truncate(n);
+    Ok(Some(buf))
+}
+
+fn send(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<BufReader<TcpStream>> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    Ok(BufReader::new(s))
+}
+
+/// One request; returns (status, body).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    let mut r = send(addr, method, path, body)?;
+    let (status, chunked, len) = read_head(&mut r)?;
+    let mut out = Vec::new();
+    if chunked {
+        while let Some(c) = read_chunk(&mut r)? {
+            out.extend(c);
+        }
+    } else if let Some(n) = len {
+        out.resize(n, 0);
+        r.read_exact(&mut out)?;
+    } else {
+        r.read_to_end(&mut out)?;
+    }
+    Ok((status, String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// Like [`request`] but parses the body as JSON.
+pub fn json(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let (s, b) = request(addr, method, path, body).expect("request");
+    (
+        s,
+        serde_json::from_str(&b).unwrap_or(serde_json::Value::String(b)),
+    )
+}
+
+/// A streaming `GET /v1/watch`, read line by line.
+pub struct WatchStream {
+    r: BufReader<TcpStream>,
+    buf: Vec<u8>,
+    pub chunks: usize,
+}
+
+impl WatchStream {
+    pub fn open(addr: SocketAddr, query: &str) -> WatchStream {
+        let mut r = send(addr, "GET", &format!("/v1/watch?{query}"), None).expect("watch");
+        let (status, chunked, _) = read_head(&mut r).expect("head");
+        assert_eq!(status, 200);
+        assert!(chunked);
+        WatchStream {
+            r,
+            buf: Vec::new(),
+            chunks: 0,
+        }
+    }
+
+    /// The next line as JSON; None at end of stream.
+    pub fn next_line(&mut self) -> Option<serde_json::Value> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                return Some(serde_json::from_slice(&line).expect("json line"));
+            }
+            let c = read_chunk(&mut self.r).expect("chunk")?;
+            self.chunks += 1;
+            self.buf.extend(c);
+        }
+    }
+}
