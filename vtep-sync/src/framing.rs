@@ -233,6 +233,44 @@ mod tests {
         assert!(s.next_raw().is_err());
     }
 
+    // A stand-in for a fuzz target: random bytes and randomly damaged valid
+    // streams, cut at random points, must give values or errors, never a panic.
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7047);
+        let specials = b"{}[]\\\" x";
+        for round in 0..2000 {
+            let mut input: Vec<u8> = if round % 2 == 0 {
+                (0..rng.random_range(0..200))
+                    .map(|_| rng.random())
+                    .collect()
+            } else {
+                STREAM.as_bytes().to_vec()
+            };
+            for _ in 0..rng.random_range(0..4) {
+                if !input.is_empty() {
+                    let i = rng.random_range(0..input.len());
+                    input[i] = specials[rng.random_range(0..specials.len())];
+                }
+            }
+            let mut s = JsonSplitter::new(rng.random_range(1..300));
+            let mut rest = &input[..];
+            'feed: while !rest.is_empty() {
+                let n = rng.random_range(1..=rest.len());
+                s.push(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match s.next_value() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(_) => break 'feed,
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_an_error() {
         let mut s = JsonSplitter::new(100);

@@ -54,6 +54,15 @@ impl OvsdbServer {
 
     /// Same, plus an `pssl:` remote when `tls` is given.
     pub fn start_with_tls(tls: Option<Tls>) -> Self {
+        Self::start_opts(Path::new(VTEP_SCHEMA), tls)
+    }
+
+    /// Serves a database created from another schema file (e.g. an old version).
+    pub fn start_with_schema(schema: &Path) -> Self {
+        Self::start_opts(schema, None)
+    }
+
+    fn start_opts(schema: &Path, tls: Option<Tls>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vtep-sync-ovsdb")
             .tempdir()
@@ -62,7 +71,7 @@ impl OvsdbServer {
         let out = Command::new("ovsdb-tool")
             .arg("create")
             .arg(&db)
-            .arg(VTEP_SCHEMA)
+            .arg(schema)
             .output()
             .unwrap();
         assert!(
