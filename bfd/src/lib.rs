@@ -41,7 +41,7 @@
 //!
 //! The session never reads a clock or touches a socket: a manager owns many
 //! sessions, one deadline structure keyed by `poll_timeout()`, and the shared
-//! sockets; that manager and the VXLAN encapsulation are not built yet.
+//! sockets; that manager (step 3 of the BFD issue) is not built yet.
 
 pub mod auth;
 pub mod config;
@@ -49,3 +49,5 @@ pub mod deadlines;
 pub mod packet;
 pub mod session;
 pub mod timers;
+pub mod vxlan;
+pub mod wire;
