@@ -39,9 +39,16 @@
 //! assert_eq!(s[0].status().tx_interval, Duration::from_millis(300));
 //! ```
 //!
+//! - [`deadlines`]: one lazy-deletion heap holding every session's
+//!   `poll_timeout()`, so an event loop sleeps once for all sessions.
+//! - [`wire`] and [`vxlan`]: Ethernet/IPv4/UDP views and the BFD-in-VXLAN
+//!   frame of the Open vSwitch / hardware_vtep convention (VNI 0, inner
+//!   00:23:20:00:00:01, 169.254.1.1 -> 169.254.1.0). Plain single-hop and
+//!   multihop BFD (UDP 3784 / 4784) need only the UDP payload from `packet`.
+//!
 //! The session never reads a clock or touches a socket: a manager owns many
-//! sessions, one deadline structure keyed by `poll_timeout()`, and the shared
-//! sockets; that manager (step 3 of the BFD issue) is not built yet.
+//! sessions, one [`deadlines::Deadlines`], and the shared sockets. That
+//! manager (batched socket I/O, GTSM, source ports) is not built yet.
 
 pub mod auth;
 pub mod config;
