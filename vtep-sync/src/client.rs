@@ -116,7 +116,8 @@ pub enum Event {
     Updated(Vec<Change>),
     /// We now hold this lock.
     Locked(String),
-    /// Another client stole this lock; we no longer hold it.
+    /// Another client stole this lock; we no longer hold it, but stay queued
+    /// for it (ovsdb-server sends `locked` again when the thief releases it).
     Stolen(String),
     /// The connection ended; locks are lost and will be asked for again.
     Disconnected {

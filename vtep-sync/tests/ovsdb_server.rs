@@ -467,6 +467,13 @@ async fn lock_is_handed_over_on_unlock_and_death_and_can_be_stolen() {
     }
     let e = c.transact(VTEP_DB, &assert_op).await.unwrap_err();
     assert!(e.to_string().contains("not owner"), "{e}");
+    // The victim stays queued: it gets the lock back when the thief lets go.
+    a.unlock("bridgehead").await.unwrap();
+    event(&mut ec, "c locked again", |e| {
+        *e == Event::Locked("bridgehead".into())
+    })
+    .await;
+    c.transact(VTEP_DB, &assert_op).await.unwrap();
 }
 
 #[tokio::test]
