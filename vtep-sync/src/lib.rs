@@ -35,6 +35,8 @@
 //! Tests against the real ovsdb-server and vtep-ctl live in
 //! `tests/ovsdb_server.rs` behind the `root-tests` feature.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod datum;
 pub mod framing;
