@@ -53,6 +53,7 @@
 pub mod auth;
 pub mod config;
 pub mod deadlines;
+pub mod manager;
 pub mod packet;
 pub mod session;
 pub mod timers;
