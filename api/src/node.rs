@@ -7,12 +7,18 @@
 //! 3. apply `committed_entries`;
 //! 4. append `entries` to the log;
 //! 5. persist the hard state `hs`;
-//!    — steps 2..5 are ONE redb write transaction, committed with fsync —
-//! 6. send `persisted_messages` (only after the commit);
-//! 7. `advance`, then handle the `LightReady`: send its messages and apply its
-//!    committed entries in a second transaction that also persists the new
-//!    commit index (so applied never runs ahead of the durable commit index),
-//!    then `advance_apply`.
+//! 6. send `persisted_messages`, only once 2..5 are durable;
+//! 7. `advance`, then handle the `LightReady`: its messages, its committed
+//!    entries (with the new commit index), then `advance_apply`.
+//!
+//! Steps 2..5 and the LightReady's applied entries and commit index form ONE
+//! redb write transaction, committed with fsync before step 6's messages,
+//! the LightReady's messages or any reply leave the process. `advance` runs
+//! before that commit; this is safe because the batch exposes its staged
+//! log entries to raft's storage reads, and because nothing is visible
+//! outside the process until the commit (readers of the state wait on its
+//! lock). A crash before the commit loses only unacknowledged work; the
+//! applied index can never run ahead of the durable commit index.
 //!
 //! A proposal is answered only after the transaction that applied it has
 //! committed, so an acknowledged write is on disk. Watch events are
@@ -152,6 +158,8 @@ pub(crate) struct Shared {
     pub(crate) events: broadcast::Sender<Arc<RevisionEvents>>,
     pub(crate) storage: RaftStorage,
     pub(crate) history_floor: AtomicU64,
+    /// Fsynced Ready transactions so far (observability, and tests prove one per Ready).
+    batches: AtomicU64,
     leader: AtomicBool,
     stopped: AtomicBool,
 }
@@ -209,6 +217,7 @@ impl Node {
             events,
             storage: storage.clone(),
             history_floor: AtomicU64::new(loaded.history_floor),
+            batches: AtomicU64::new(0),
             leader: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
         });
@@ -272,6 +281,11 @@ impl Node {
     /// True once the loop has stopped (shutdown or fatal storage error).
     pub fn is_stopped(&self) -> bool {
         self.shared.stopped.load(Ordering::Relaxed)
+    }
+
+    /// How many Ready transactions were committed (with fsync) since start.
+    pub fn durable_batches(&self) -> u64 {
+        self.shared.batches.load(Ordering::Relaxed)
     }
 
     /// The voters of the current configuration.
@@ -505,6 +519,8 @@ impl Loop {
         self.send(rd.take_messages());
 
         let mut out = Outputs::default();
+        let persisted_messages;
+        let light_messages;
         {
             // Readers wait while a batch is applied and made durable, so they
             // never see state that a crash could still take away.
@@ -534,34 +550,37 @@ impl Loop {
             if let Some(hs) = rd.hs() {
                 batch.set_hard_state(hs)?;
             }
-            batch.commit()?;
-        }
-        self.publish(out);
-        // 6. Messages that must follow persistence.
-        self.send(rd.take_persisted_messages());
-        // 7. Advance and the light ready.
-        let mut light = self.raw.advance(rd);
-        self.send(light.take_messages());
-        let committed = light.take_committed_entries();
-        if light.commit_index().is_some() || !committed.is_empty() {
-            let mut out = Outputs::default();
-            {
-                let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
-                let mut batch = self.storage.begin()?;
+            // 6. is deferred until the commit below: persisted messages may
+            // only leave once the batch is on disk.
+            persisted_messages = rd.take_persisted_messages();
+            // 7. Advance inside the batch: raft now treats the staged entries
+            // as persisted (the batch shows them to its storage reads), and
+            // the LightReady's newly committed entries are applied into the
+            // same transaction together with the new commit index. Nothing
+            // leaves the process before the commit, so a crash before it
+            // loses only unacknowledged work, and the one fsync covers log,
+            // hard state, applied state and history.
+            let mut light = self.raw.advance(rd);
+            if light.commit_index().is_some() {
                 let hs = self.raw.raft.hard_state();
                 batch.set_hard_state(&hs)?;
-                apply_entries(
-                    &mut self.raw,
-                    &mut self.pending,
-                    &mut batch,
-                    &mut state,
-                    committed,
-                    &mut out,
-                )?;
-                batch.commit()?;
             }
-            self.publish(out);
+            light_messages = light.take_messages();
+            let committed = light.take_committed_entries();
+            apply_entries(
+                &mut self.raw,
+                &mut self.pending,
+                &mut batch,
+                &mut state,
+                committed,
+                &mut out,
+            )?;
+            batch.commit()?;
+            self.shared.batches.fetch_add(1, Ordering::Relaxed);
         }
+        self.publish(out);
+        self.send(persisted_messages);
+        self.send(light_messages);
         self.raw.advance_apply();
         if became_leader {
             // Time without a leader must not count against daemons' leases.

@@ -12,6 +12,7 @@
 //! [`RaftStorage`] is the read side that raft-rs consumes through
 //! [`raft::Storage`]; [`Batch`] is the write side the Ready loop uses.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -103,6 +104,10 @@ struct LogCache {
     snap_index: u64,
     snap_term: u64,
     last_index: u64,
+    /// Entries appended by the open, not yet committed batch. raft-rs reads
+    /// the log during `advance` (to commit what it was told is persisted),
+    /// which in our loop happens inside the batch, before the one commit.
+    staged: BTreeMap<u64, Entry>,
 }
 
 /// What [`open`] found on disk.
@@ -224,7 +229,8 @@ impl RaftStorage {
         let cache = self.read_cache().clone();
         Ok(Batch {
             storage: self,
-            txn,
+            txn: Some(txn),
+            saved: cache.clone(),
             cache,
         })
     }
@@ -369,21 +375,37 @@ impl raft::Storage for RaftStorage {
         if high > last + 1 {
             return Err(raft::Error::Store(StorageError::Unavailable));
         }
-        let rtx = self.db.begin_read().map_err(|e| other(db_err(e)))?;
-        let t = rtx.open_table(LOG).map_err(|e| other(db_err(e)))?;
+        let staged: Vec<Entry> = {
+            let c = self.read_cache();
+            c.staged.range(low..high).map(|(_, e)| e.clone()).collect()
+        };
+        // Staged entries are always a suffix of the log: disk holds the rest.
+        let disk_high = staged.first().map_or(high, |e| e.index);
         let mut out = Vec::new();
         let mut size = 0u64;
-        for r in t.range(low..high).map_err(|e| other(db_err(e)))? {
-            let (_, v) = r.map_err(|e| other(db_err(e)))?;
-            size += v.value().len() as u64;
-            // Always return at least one entry, as the trait requires.
-            if let Some(max) = max_size
-                && !out.is_empty()
-                && size > max
-            {
+        // Always return at least one entry, as the trait requires.
+        let full =
+            |size: u64, out: &Vec<Entry>| max_size.is_some_and(|m| !out.is_empty() && size > m);
+        if low < disk_high {
+            let rtx = self.db.begin_read().map_err(|e| other(db_err(e)))?;
+            let t = rtx.open_table(LOG).map_err(|e| other(db_err(e)))?;
+            for r in t.range(low..disk_high).map_err(|e| other(db_err(e)))? {
+                let (_, v) = r.map_err(|e| other(db_err(e)))?;
+                size += v.value().len() as u64;
+                if full(size, &out) {
+                    return Ok(out);
+                }
+                out.push(
+                    Entry::parse_from_bytes(v.value()).map_err(|e| other(corrupt("entry", e)))?,
+                );
+            }
+        }
+        for e in staged {
+            size += u64::from(e.compute_size());
+            if full(size, &out) {
                 break;
             }
-            out.push(Entry::parse_from_bytes(v.value()).map_err(|e| other(corrupt("entry", e)))?);
+            out.push(e);
         }
         Ok(out)
     }
@@ -391,6 +413,9 @@ impl raft::Storage for RaftStorage {
     fn term(&self, idx: u64) -> raft::Result<u64> {
         let (snap_index, snap_term, last) = {
             let c = self.read_cache();
+            if let Some(e) = c.staged.get(&idx) {
+                return Ok(e.term);
+            }
             (c.snap_index, c.snap_term, c.last_index)
         };
         if idx == snap_index {
@@ -474,8 +499,13 @@ impl raft::Storage for RaftStorage {
 /// [`Batch::commit`], or nothing does.
 pub struct Batch<'a> {
     storage: &'a RaftStorage,
-    txn: redb::WriteTransaction,
+    /// Always `Some` until commit.
+    txn: Option<redb::WriteTransaction>,
+    /// The bookkeeping as this batch changes it; published at once so raft
+    /// sees its own staged writes.
     cache: LogCache,
+    /// The bookkeeping before the batch, restored if it is dropped uncommitted.
+    saved: LogCache,
 }
 
 impl std::fmt::Debug for Batch<'_> {
@@ -484,9 +514,37 @@ impl std::fmt::Debug for Batch<'_> {
     }
 }
 
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.txn.is_some() {
+            // Aborted: forget the staged view.
+            *self
+                .storage
+                .cache
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = self.saved.clone();
+        }
+    }
+}
+
 impl Batch<'_> {
+    fn txn(&self) -> Result<&redb::WriteTransaction, StoreError> {
+        self.txn
+            .as_ref()
+            .ok_or_else(|| corrupt("batch", "already committed"))
+    }
+
+    /// Makes this batch's view of the log visible to raft's storage reads.
+    fn publish(&self) {
+        *self
+            .storage
+            .cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = self.cache.clone();
+    }
+
     fn put_meta(&mut self, k: &str, v: &[u8]) -> Result<(), StoreError> {
-        let mut meta = self.txn.open_table(META).map_err(db_err)?;
+        let mut meta = self.txn()?.open_table(META).map_err(db_err)?;
         meta.insert(k, v).map_err(db_err)?;
         Ok(())
     }
@@ -496,7 +554,7 @@ impl Batch<'_> {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        let mut log = self.txn.open_table(LOG).map_err(db_err)?;
+        let mut log = self.txn()?.open_table(LOG).map_err(db_err)?;
         // A new leader may overwrite an uncommitted tail: drop everything from `first.index` on.
         if first.index <= self.cache.last_index {
             log.retain_in(first.index.., |_, _| false).map_err(db_err)?;
@@ -505,7 +563,13 @@ impl Batch<'_> {
             let b = e.write_to_bytes().map_err(|e| corrupt("entry", e))?;
             log.insert(e.index, b.as_slice()).map_err(db_err)?;
         }
+        drop(log);
+        self.cache.staged.retain(|i, _| *i < first.index);
+        for e in entries {
+            self.cache.staged.insert(e.index, e.clone());
+        }
         self.cache.last_index = entries.last().map(|e| e.index).unwrap_or(first.index);
+        self.publish();
         Ok(())
     }
 
@@ -514,6 +578,7 @@ impl Batch<'_> {
         let b = hs.write_to_bytes().map_err(|e| corrupt("hs", e))?;
         self.put_meta(HARD_STATE, &b)?;
         self.cache.hard_state = hs.clone();
+        self.publish();
         Ok(())
     }
 
@@ -522,6 +587,7 @@ impl Batch<'_> {
         let b = cs.write_to_bytes().map_err(|e| corrupt("cs", e))?;
         self.put_meta(CONF_STATE, &b)?;
         self.cache.conf_state = cs.clone();
+        self.publish();
         Ok(())
     }
 
@@ -535,7 +601,7 @@ impl Batch<'_> {
         self.put_meta(APPLIED, &u64_bytes(index))?;
         let Some(a) = applied else { return Ok(()) };
         if !a.events.is_empty() {
-            let mut objects = self.txn.open_table(OBJECTS).map_err(db_err)?;
+            let mut objects = self.txn()?.open_table(OBJECTS).map_err(db_err)?;
             for e in &a.events {
                 match e.event_type {
                     EventType::Put => {
@@ -555,13 +621,13 @@ impl Batch<'_> {
                 events: a.events.clone(),
             };
             let b = serde_json::to_vec(&rec).map_err(|e| corrupt("history", e))?;
-            let mut hist = self.txn.open_table(HISTORY).map_err(db_err)?;
+            let mut hist = self.txn()?.open_table(HISTORY).map_err(db_err)?;
             hist.insert(a.revision, b.as_slice()).map_err(db_err)?;
             drop(hist);
             self.put_meta(REVISION, &u64_bytes(a.revision))?;
         }
         if !a.touched_leases.is_empty() {
-            let mut leases = self.txn.open_table(LEASES).map_err(db_err)?;
+            let mut leases = self.txn()?.open_table(LEASES).map_err(db_err)?;
             for id in &a.touched_leases {
                 match state.lease(*id) {
                     Some(l) => {
@@ -586,22 +652,22 @@ impl Batch<'_> {
             serde_json::from_slice(snap.get_data()).map_err(|e| corrupt("snapshot", e))?;
         let state = State::from_image(image);
         for def in [OBJECTS, META] {
-            let mut t = self.txn.open_table(def).map_err(db_err)?;
+            let mut t = self.txn()?.open_table(def).map_err(db_err)?;
             t.retain(|_, _| false).map_err(db_err)?;
         }
         for def in [LOG, LEASES, HISTORY] {
-            let mut t = self.txn.open_table(def).map_err(db_err)?;
+            let mut t = self.txn()?.open_table(def).map_err(db_err)?;
             t.retain(|_, _| false).map_err(db_err)?;
         }
         {
-            let mut objects = self.txn.open_table(OBJECTS).map_err(db_err)?;
+            let mut objects = self.txn()?.open_table(OBJECTS).map_err(db_err)?;
             for s in state.objects() {
                 let b = serde_json::to_vec(s).map_err(|e| corrupt("object", e))?;
                 objects
                     .insert(s.object.key().to_string().as_str(), b.as_slice())
                     .map_err(db_err)?;
             }
-            let mut leases = self.txn.open_table(LEASES).map_err(db_err)?;
+            let mut leases = self.txn()?.open_table(LEASES).map_err(db_err)?;
             for l in state.leases() {
                 let b = serde_json::to_vec(l).map_err(|e| corrupt("lease", e))?;
                 leases.insert(l.id, b.as_slice()).map_err(db_err)?;
@@ -623,6 +689,8 @@ impl Batch<'_> {
         self.cache.snap_index = m.index;
         self.cache.snap_term = m.term;
         self.cache.last_index = m.index;
+        self.cache.staged.clear();
+        self.publish();
         Ok(state)
     }
 
@@ -632,8 +700,10 @@ impl Batch<'_> {
             return Ok(());
         }
         let upto = applied - LOG_KEEP;
-        let term = {
-            let log = self.txn.open_table(LOG).map_err(db_err)?;
+        let term = if let Some(e) = self.cache.staged.get(&upto) {
+            e.term
+        } else {
+            let log = self.txn()?.open_table(LOG).map_err(db_err)?;
             let v = log.get(upto).map_err(db_err)?;
             match v {
                 Some(v) => {
@@ -645,7 +715,7 @@ impl Batch<'_> {
             }
         };
         {
-            let mut log = self.txn.open_table(LOG).map_err(db_err)?;
+            let mut log = self.txn()?.open_table(LOG).map_err(db_err)?;
             log.retain_in(..=upto, |_, _| false).map_err(db_err)?;
         }
         let mut m = SnapshotMetadata {
@@ -658,18 +728,27 @@ impl Batch<'_> {
         self.put_meta(SNAPSHOT_META, &mb)?;
         self.cache.snap_index = upto;
         self.cache.snap_term = term;
+        self.cache.staged.retain(|i, _| *i > upto);
+        self.publish();
         Ok(())
     }
 
     /// Makes the batch durable (fsync) and publishes the new log bookkeeping.
-    pub fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit().map_err(db_err)?;
-        let mut c = self
-            .storage
-            .cache
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        *c = self.cache;
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        let txn = self
+            .txn
+            .take()
+            .ok_or_else(|| corrupt("batch", "already committed"))?;
+        if let Err(e) = txn.commit() {
+            *self
+                .storage
+                .cache
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = self.saved.clone();
+            return Err(db_err(e));
+        }
+        self.cache.staged.clear();
+        self.publish();
         Ok(())
     }
 }

@@ -91,3 +91,22 @@ fn raft_proto_single(id: u64, t: ConfChangeType) -> raft::eraftpb::ConfChangeSin
     c.node_id = id;
     c
 }
+
+#[tokio::test]
+async fn one_fsynced_transaction_per_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(NodeConfig::single(dir.path()), None).unwrap();
+    wait_leader(&node).await;
+    // Let the election's empty entry and the lease refresh settle.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = node.durable_batches();
+    for i in 1..=50u32 {
+        node.propose(ls(&format!("s{i}"), i)).await.unwrap();
+    }
+    let used = node.durable_batches() - before;
+    // Sequential proposals: each is appended, committed and applied in the
+    // same Ready transaction, so one fsync per write (not one for the log and
+    // another for applying).
+    assert_eq!(used, 50, "transactions for 50 sequential writes");
+    node.shutdown();
+}
