@@ -231,6 +231,44 @@ fn run(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `bridge monitor fdb` in the namespace, killed by pid (also on panic).
+struct Monitor {
+    child: Option<std::process::Child>,
+}
+
+impl Monitor {
+    fn start(ns: &Ns) -> Monitor {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "bridge", "monitor", "fdb"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("bridge monitor");
+        // Let it subscribe before anything happens.
+        std::thread::sleep(Duration::from_millis(200));
+        Monitor { child: Some(child) }
+    }
+
+    fn stop(mut self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut child = self.child.take().unwrap();
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("monitor output");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn mac(s: &str) -> MacAddr {
     s.parse().unwrap()
 }
@@ -387,8 +425,28 @@ fn create_update_delete() {
     d.switches[1].replication = Replication::SourceNode {
         remote_vteps: vec![V20],
     };
+    // An independent witness of what changed in the kernel during the pass.
+    let monitor = Monitor::start(&ns);
     let r = ns.reconcile(&d);
+    let events = monitor.stop();
     assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    // Unchanged entries never disappear; the moved MAC is replaced in place.
+    for e in &events {
+        assert!(
+            !e.contains("02:00:00:00:01:21"),
+            "unchanged entry touched: {e}"
+        );
+        assert!(
+            !(e.starts_with("Deleted") && e.contains("02:00:00:00:00:21")),
+            "moved MAC was deleted: {e}"
+        );
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| e.starts_with("02:00:00:00:00:21 dev bhvx5000 dst 198.18.0.30")),
+        "{events:#?}"
+    );
     let text: Vec<String> = r.planned.iter().map(|a| a.to_string()).collect();
     let g = nh_group_id(5001);
     let (m1, m2) = (NH_MEMBER_BASE, NH_MEMBER_BASE + 1);
