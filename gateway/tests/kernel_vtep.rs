@@ -33,7 +33,8 @@ struct Ns {
 }
 
 impl Ns {
-    fn new() -> Ns {
+    /// A namespace with only `lo` (up).
+    fn bare() -> Ns {
         let name = format!(
             "bhgw-{}-{}",
             std::process::id(),
@@ -42,6 +43,11 @@ impl Ns {
         run(&["ip", "netns", "add", &name]);
         let ns = Ns { name };
         ns.ip(&["link", "set", "lo", "up"]);
+        ns
+    }
+
+    fn new() -> Ns {
+        let ns = Ns::bare();
         ns.ip(&[
             "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
         ]);
@@ -860,4 +866,122 @@ fn scale_10k_remote_macs() {
         "{n} remote MACs: first pass {} actions in {create:?}; converged pass (dump+diff, 0 actions) {converged:?}; one MAC moved {one_change:?}",
         r.planned.len()
     );
+}
+
+/// Two kernel VTEPs joined by an underlay veth, each with a host port
+/// (`eth1p`, 192.0.2.x) bound untagged: frames really cross VXLAN.
+#[test]
+fn two_vteps_carry_traffic_in_both_replication_modes() {
+    let a = Ns::bare();
+    let b = Ns::bare();
+    run(&[
+        "ip", "link", "add", "eth0", "netns", &a.name, "type", "veth", "peer", "name", "eth0",
+        "netns", &b.name,
+    ]);
+    for (ns, addr, host_mac, host_ip) in [
+        (&a, "198.18.0.10/24", "02:00:00:00:aa:01", "192.0.2.1/24"),
+        (&b, "198.18.0.20/24", "02:00:00:00:bb:01", "192.0.2.2/24"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        ns.ip(&[
+            "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+        ]);
+        ns.ip(&["link", "set", "eth1p", "address", host_mac]);
+        ns.ip(&["link", "set", "eth1p", "mtu", "1450"]); // 1500 underlay - 50 B VXLAN overhead
+        ns.ip(&["addr", "add", host_ip, "dev", "eth1p"]);
+        for dev in ["eth1", "eth1p"] {
+            ns.ip(&["link", "set", dev, "up"]);
+        }
+    }
+    let node =
+        |local: Ipv4Addr, peer: Ipv4Addr, peer_host: &str, replication: Replication| DesiredNode {
+            local_tunnel_ip: local,
+            underlay_dev: Some("eth0".into()),
+            switches: vec![DesiredSwitch {
+                vni: 5000,
+                replication,
+                // No IP: ARP must be flooded, which is what this test exercises.
+                remote_macs: vec![RemoteMac {
+                    mac: mac(peer_host),
+                    vtep: peer,
+                    ip: None,
+                }],
+                ports: vec![PortBinding {
+                    ifname: "eth1".into(),
+                    vlan: 0,
+                }],
+            }],
+        };
+    let da = node(
+        LOCAL,
+        V20,
+        "02:00:00:00:bb:01",
+        Replication::SourceNode {
+            remote_vteps: vec![V20],
+        },
+    );
+    let db = node(
+        V20,
+        LOCAL,
+        "02:00:00:00:aa:01",
+        Replication::SourceNode {
+            remote_vteps: vec![LOCAL],
+        },
+    );
+    for (ns, d) in [(&a, &da), (&b, &db)] {
+        let r = ns.reconcile(d);
+        assert!(
+            r.failed.is_empty() && r.problems.is_empty(),
+            "{:#?} {:#?}",
+            r.failed,
+            r.problems
+        );
+    }
+    let ping = |what: &str| {
+        a.ip(&["neigh", "flush", "dev", "eth1p"]);
+        let out = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &a.name,
+                "ping",
+                "-c",
+                "2",
+                "-W",
+                "1",
+                "-I",
+                "eth1p",
+                "192.0.2.2",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: ping over VXLAN failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    };
+    ping("source_node flooding");
+
+    // A floods through an FDB nexthop group whose only member is B, acting as
+    // A's service node: the ARP request reaches B only if the nhid path works.
+    let da2 = node(
+        LOCAL,
+        V20,
+        "02:00:00:00:bb:01",
+        Replication::ServiceNode {
+            service_nodes: vec![V20],
+        },
+    );
+    let r = a.reconcile(&da2);
+    assert!(r.failed.is_empty(), "{:#?}", r.failed);
+    assert_eq!(
+        a.fdb("bhvx5000")[0],
+        (
+            s("00:00:00:00:00:00"),
+            format!("nhid {}", nh_group_id(5000))
+        )
+    );
+    ping("service_node flooding via nexthop group");
 }
