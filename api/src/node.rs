@@ -162,6 +162,9 @@ pub(crate) struct Shared {
     batches: AtomicU64,
     leader: AtomicBool,
     stopped: AtomicBool,
+    /// Flips to true when the loop ends, so open watch streams finish
+    /// (otherwise an HTTP server's graceful shutdown would wait forever).
+    pub(crate) closed: tokio::sync::watch::Sender<bool>,
 }
 
 /// Handle on a running node; cheap to clone. The loop stops on [`Node::shutdown`].
@@ -220,6 +223,7 @@ impl Node {
             batches: AtomicU64::new(0),
             leader: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            closed: tokio::sync::watch::Sender::new(false),
         });
         let (tx, rx) = mpsc::channel();
         let mut lp = Loop {
@@ -365,6 +369,7 @@ impl Loop {
         }
         self.shared.stopped.store(true, Ordering::Relaxed);
         self.shared.leader.store(false, Ordering::Relaxed);
+        self.shared.closed.send_replace(true);
         for (_, r) in self.pending.drain() {
             let _ = r.send(Err(ProposeError::Stopped));
         }

@@ -62,6 +62,13 @@ pub struct List {
     pub items: Vec<Stored>,
 }
 
+/// What woke a caught-up watcher.
+enum Wake {
+    Live(Result<Arc<RevisionEvents>, RecvError>),
+    Closed,
+    Progress,
+}
+
 /// Revisions read from disk per round while catching up.
 const CATCH_UP_BATCH: usize = 256;
 
@@ -70,6 +77,7 @@ const CATCH_UP_BATCH: usize = 256;
 pub struct Watcher {
     shared: Arc<Shared>,
     rx: broadcast::Receiver<Arc<RevisionEvents>>,
+    closed: tokio::sync::watch::Receiver<bool>,
     /// Highest revision processed (delivered or filtered out).
     last: u64,
     kinds: Option<Vec<Kind>>,
@@ -102,6 +110,7 @@ impl Node {
         Watcher {
             shared: self.shared.clone(),
             rx,
+            closed: self.shared.closed.subscribe(),
             last: from,
             kinds,
             backlog: VecDeque::new(),
@@ -142,6 +151,8 @@ impl Watcher {
     }
 
     /// The next message; `None` after `Compacted`, a storage error, or node shutdown.
+    ///
+    /// Cancel-safe: dropping the future between messages loses nothing.
     pub async fn next(&mut self) -> Option<WatchMessage> {
         if self.finished {
             return None;
@@ -170,30 +181,36 @@ impl Watcher {
                 }
                 continue;
             }
-            tokio::select! {
-                r = self.rx.recv() => match r {
-                    Ok(re) => {
-                        if re.revision <= self.last {
-                            continue;
-                        }
-                        if re.revision != self.last + 1 {
-                            // Something was missed: fetch it from disk.
-                            self.caught_up = false;
-                            continue;
-                        }
-                        if let Some(m) = self.deliver((*re).clone()) {
-                            return Some(m);
-                        }
+            let wake = tokio::select! {
+                r = self.rx.recv() => Wake::Live(r),
+                _ = self.closed.wait_for(|c| *c) => Wake::Closed,
+                _ = tokio::time::sleep_until(self.next_progress) => Wake::Progress,
+            };
+            match wake {
+                Wake::Live(Ok(re)) => {
+                    if re.revision <= self.last {
+                        continue;
                     }
-                    Err(RecvError::Lagged(_)) => self.caught_up = false,
-                    Err(RecvError::Closed) => {
-                        self.finished = true;
-                        return None;
+                    if re.revision != self.last + 1 {
+                        // Something was missed: fetch it from disk.
+                        self.caught_up = false;
+                        continue;
                     }
-                },
-                _ = tokio::time::sleep_until(self.next_progress) => {
+                    if let Some(m) = self.deliver((*re).clone()) {
+                        return Some(m);
+                    }
+                }
+                Wake::Live(Err(RecvError::Lagged(_))) => self.caught_up = false,
+                Wake::Live(Err(RecvError::Closed)) | Wake::Closed => {
+                    // The node stopped: end the stream; the client resumes elsewhere.
+                    self.finished = true;
+                    return None;
+                }
+                Wake::Progress => {
                     self.next_progress = Instant::now() + self.progress_every;
-                    return Some(WatchMessage::Progress { revision: self.last });
+                    return Some(WatchMessage::Progress {
+                        revision: self.last,
+                    });
                 }
             }
         }

@@ -320,3 +320,60 @@ fn watch_stream_is_ndjson_one_line_per_revision() {
     let (s, v) = json(a, "GET", "/v1/watch?kinds=nope", None);
     assert_eq!((s, v["field"].as_str()), (400, Some("kinds")));
 }
+
+#[test]
+fn framework_rejections_are_json_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Controller::start(dir.path(), &[]);
+    let (s, v) = json(c.addr, "PATCH", "/v1/logical-switches/x", Some("{}"));
+    assert_eq!((s, v["field"].as_str()), (405, Some("method")), "{v}");
+    let (s, v) = json(
+        c.addr,
+        "PUT",
+        "/v1/observed/switch-status/tor1?lease=abc",
+        Some(r#"{"switch":"tor1","connected":true}"#),
+    );
+    assert_eq!((s, v["field"].as_str()), (400, Some("query")), "{v}");
+    let (s, v) = json(c.addr, "GET", "/v1/watch?revision=-1", None);
+    assert_eq!((s, v["field"].as_str()), (400, Some("query")), "{v}");
+    let (s, v) = json(c.addr, "POST", "/v1/leases/x/renew", None);
+    assert_eq!((s, v["field"].as_str()), (400, Some("id")), "{v}");
+}
+
+#[test]
+fn sigterm_ends_open_watches_and_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Controller::start(dir.path(), &[]);
+    let mut w = WatchStream::open(c.addr, "revision=0&progress_ms=60000");
+    let (s, _) = json(
+        c.addr,
+        "POST",
+        "/v1/logical-switches",
+        Some(r#"{"name":"a","vni":1}"#),
+    );
+    assert_eq!(s, 201);
+    assert_eq!(w.next_line().unwrap()["revision"], 1);
+    let pid = c.child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(w.next_line().is_none(), "the watch stream ends");
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(status) = c.child.try_wait().unwrap() {
+            assert!(status.success(), "{status:?}");
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(10),
+            "did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // And the data is there on the next start.
+    drop(c);
+    let c = Controller::start(dir.path(), &[]);
+    assert_eq!(json(c.addr, "GET", "/v1/logical-switches/a", None).0, 200);
+}

@@ -71,7 +71,16 @@ async fn main() -> anyhow::Result<()> {
         out.flush()?;
     }
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let node = node.clone();
+            async move {
+                shutdown_signal().await;
+                tracing::info!("stopping");
+                // Stopping the store ends open watch streams, so the server
+                // can finish its graceful shutdown.
+                let _ = tokio::task::spawn_blocking(move || node.shutdown()).await;
+            }
+        })
         .await?;
     node.shutdown();
     Ok(())

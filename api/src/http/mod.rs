@@ -92,7 +92,7 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
             &format!("{base}/{{*name}}"),
             get(move |s: State<App>, p: Path<String>| get_one(s, kind, p))
                 .put(
-                    move |s: State<App>, p: Path<String>, q: Query<LeaseQuery>, b: Bytes| {
+                    move |s: State<App>, p: Path<String>, q: QueryResult<LeaseQuery>, b: Bytes| {
                         put(s, kind, p, q, b)
                     },
                 )
@@ -108,6 +108,16 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
         .fallback(|| async { ApiError::not_found("path", "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                error: "invalid",
+                errors: vec![crate::validate::ValidationError::new(
+                    "method",
+                    "method not allowed on this path",
+                )],
+            }
+        })
         .with_state(App { node, cfg })
 }
 
@@ -161,6 +171,9 @@ async fn create(State(app): State<App>, kind: Kind, body: Bytes) -> Result<Respo
     Ok((StatusCode::CREATED, Json(written(&a, &key))).into_response())
 }
 
+/// A query string, or why it did not parse (answered as a JSON 400, not axum's plain text).
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
 /// `?lease=ID` for observed writes.
 #[derive(Debug, Deserialize)]
 struct LeaseQuery {
@@ -171,9 +184,10 @@ async fn put(
     State(app): State<App>,
     kind: Kind,
     Path(name): Path<String>,
-    Query(q): Query<LeaseQuery>,
+    q: QueryResult<LeaseQuery>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let object = parse_object(kind, &body)?;
     let key = object.key();
     if key.name != name {
@@ -291,10 +305,7 @@ struct WatchQuery {
     progress_ms: Option<u64>,
 }
 
-async fn watch(
-    State(app): State<App>,
-    q: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
+async fn watch(State(app): State<App>, q: QueryResult<WatchQuery>) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let kinds =
         match &q.kinds {
