@@ -57,5 +57,6 @@ pub mod manager;
 pub mod packet;
 pub mod session;
 pub mod timers;
+pub mod udp;
 pub mod vxlan;
 pub mod wire;

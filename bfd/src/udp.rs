@@ -1,0 +1,441 @@
+//! The Linux socket edge of the [`Manager`]: one event loop, shared sockets,
+//! batched I/O. Two receive sockets (UDP 3784 single hop, 4784 multihop)
+//! serve every session, reporting the TTL (`IP_RECVTTL`, for GTSM) and the
+//! destination address (`IP_PKTINFO`, for demultiplexing) of each datagram;
+//! one send socket per source port in the manager's pool (49152–65535, so a
+//! session's port is fixed, RFC 5881 §4) with TTL 255. Datagrams move with
+//! `recvmmsg`/`sendmmsg`, a batch per system call. The only clock reads of
+//! the crate are here.
+//!
+//! IPv4 only, one local address per driver, and no VXLAN socket yet: BFD in
+//! VXLAN needs the frames of [`crate::vxlan`] on a UDP/4789 socket beside the
+//! kernel's own VXLAN devices, which is still to do.
+
+use crate::manager::{Datagram, Encap, Manager, Transmit};
+use crate::packet::MAX_LEN;
+use std::collections::BTreeMap;
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// Socket-layer settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriverConfig {
+    /// The local IPv4 address sessions run from.
+    pub local: Ipv4Addr,
+    /// Datagrams per `recvmmsg`/`sendmmsg` call.
+    pub batch: usize,
+}
+
+impl DriverConfig {
+    /// Defaults for `local`: batches of 64.
+    pub fn new(local: Ipv4Addr) -> Self {
+        DriverConfig { local, batch: 64 }
+    }
+}
+
+/// System-call and packet counts, to see batching work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// `recvmmsg` calls that returned data.
+    pub recv_calls: u64,
+    /// Datagrams received.
+    pub recv_packets: u64,
+    /// `sendmmsg` calls.
+    pub send_calls: u64,
+    /// Datagrams sent.
+    pub send_packets: u64,
+    /// Datagrams dropped because a send failed (buffer full, no route...).
+    pub send_errors: u64,
+    /// Loop wake-ups.
+    pub wakeups: u64,
+}
+
+/// A manager with its sockets: the event loop of one BFD instance.
+#[derive(Debug)]
+pub struct Driver {
+    manager: Manager,
+    config: DriverConfig,
+    rx: Vec<(Encap, UdpSocket)>,
+    tx: BTreeMap<u16, UdpSocket>,
+    recv: RecvBatch,
+    stats: IoStats,
+}
+
+fn setsockopt_int(
+    sock: &UdpSocket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: the fd is open for the socket's lifetime, and the option value
+    // is a c_int whose size we pass.
+    let rc = unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+impl Driver {
+    /// Binds the receive sockets on `local`:3784 and :4784 and one send
+    /// socket per source port of the manager's pool.
+    pub fn bind(manager: Manager, config: DriverConfig) -> io::Result<Self> {
+        let mut rx = Vec::new();
+        for encap in [Encap::SingleHop, Encap::MultiHop] {
+            let s = UdpSocket::bind(SocketAddrV4::new(config.local, encap.dst_port()))?;
+            setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_RECVTTL, 1)?;
+            setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_PKTINFO, 1)?;
+            s.set_nonblocking(true)?;
+            rx.push((encap, s));
+        }
+        let mut tx = BTreeMap::new();
+        for port in manager.src_ports() {
+            let s = UdpSocket::bind(SocketAddrV4::new(config.local, port))?;
+            // GTSM (RFC 5881 §5, RFC 5883 §5): always send with TTL 255.
+            setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_TTL, 255)?;
+            s.set_nonblocking(true)?;
+            tx.insert(port, s);
+        }
+        let recv = RecvBatch::new(config.batch.max(1));
+        Ok(Driver {
+            manager,
+            config,
+            rx,
+            tx,
+            recv,
+            stats: IoStats::default(),
+        })
+    }
+
+    /// The manager, to read status.
+    pub fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// The manager, to add sessions or change them between runs.
+    pub fn manager_mut(&mut self) -> &mut Manager {
+        &mut self.manager
+    }
+
+    /// Hands the manager back.
+    pub fn into_manager(self) -> Manager {
+        self.manager
+    }
+
+    /// System-call counters.
+    pub fn io_stats(&self) -> IoStats {
+        self.stats
+    }
+
+    /// Runs the loop until `until`: sleep in `ppoll` until the next session
+    /// deadline or a datagram, receive in batches, run due sessions, send in
+    /// batches. A bad datagram is counted by the manager and dropped.
+    pub fn run_until(&mut self, until: Instant) -> io::Result<()> {
+        loop {
+            let now = Instant::now();
+            self.manager.handle_timeout(now);
+            self.flush();
+            if now >= until {
+                return Ok(());
+            }
+            let wake = self.manager.poll_timeout().unwrap_or(until).min(until);
+            self.wait(wake.saturating_duration_since(now))?;
+            self.stats.wakeups += 1;
+            for i in 0..self.rx.len() {
+                self.drain_socket(i)?;
+            }
+        }
+    }
+
+    fn wait(&self, timeout: Duration) -> io::Result<()> {
+        let mut fds: Vec<libc::pollfd> = self
+            .rx
+            .iter()
+            .map(|(_, s)| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfd; `ts` outlives the call.
+        let rc = unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_socket(&mut self, i: usize) -> io::Result<()> {
+        let (encap, fd) = (self.rx[i].0, self.rx[i].1.as_raw_fd());
+        loop {
+            let n = match self.recv.recv(fd) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.stats.recv_calls += 1;
+            self.stats.recv_packets += n as u64;
+            let now = Instant::now();
+            for k in 0..n {
+                let m = self.recv.meta(k);
+                let d = Datagram {
+                    remote: IpAddr::V4(m.src),
+                    local: IpAddr::V4(m.dst.unwrap_or(self.config.local)),
+                    ttl: m.ttl,
+                    encap,
+                    payload: self.recv.payload(k),
+                };
+                // Errors are counted by the manager; the loop goes on.
+                let _ = self.manager.handle_datagram(now, &d);
+            }
+            self.manager.handle_timeout(now);
+            self.flush();
+            if n < self.recv.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends everything queued, one `sendmmsg` per source port and batch.
+    fn flush(&mut self) {
+        if self.manager.pending_transmits() == 0 {
+            return;
+        }
+        let mut by_port: BTreeMap<u16, Vec<Transmit>> = BTreeMap::new();
+        while let Some(t) = self.manager.poll_transmit() {
+            by_port.entry(t.src_port).or_default().push(t);
+        }
+        for (port, list) in by_port {
+            let Some(sock) = self.tx.get(&port) else {
+                self.stats.send_errors += list.len() as u64;
+                continue;
+            };
+            for chunk in list.chunks(self.config.batch.max(1)) {
+                let (calls, sent) = send_batch(sock.as_raw_fd(), chunk);
+                self.stats.send_calls += calls;
+                self.stats.send_packets += sent as u64;
+                self.stats.send_errors += (chunk.len() - sent) as u64;
+            }
+        }
+    }
+}
+
+fn sockaddr_v4(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
+    // SAFETY: sockaddr_in is plain data; all-zero is a valid value.
+    let mut a: libc::sockaddr_in = unsafe { zeroed() };
+    a.sin_family = libc::AF_INET as libc::sa_family_t;
+    a.sin_port = port.to_be();
+    a.sin_addr = libc::in_addr {
+        s_addr: u32::from(ip).to_be(),
+    };
+    a
+}
+
+/// `sendmmsg` of one batch; returns (system calls, datagrams sent). A
+/// datagram the kernel refuses is skipped (BFD tolerates loss), not retried.
+fn send_batch(fd: libc::c_int, list: &[Transmit]) -> (u64, usize) {
+    let mut addrs: Vec<libc::sockaddr_in> = list
+        .iter()
+        .map(|t| match t.peer.remote {
+            IpAddr::V4(v4) => sockaddr_v4(v4, t.peer.encap.dst_port()),
+            // IPv6 is not bound by this driver; an all-zero address fails below.
+            IpAddr::V6(_) => sockaddr_v4(Ipv4Addr::UNSPECIFIED, 0),
+        })
+        .collect();
+    let mut iovs: Vec<libc::iovec> = list
+        .iter()
+        .map(|t| libc::iovec {
+            iov_base: t.payload.as_ptr() as *mut libc::c_void,
+            iov_len: t.len,
+        })
+        .collect();
+    let mut hdrs: Vec<libc::mmsghdr> = (0..list.len())
+        .map(|i| {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h
+        })
+        .collect();
+    let (mut calls, mut done) = (0u64, 0usize);
+    while done < hdrs.len() {
+        // SAFETY: every header points into `addrs` and `iovs`, which live
+        // until after the call, and each iovec into a `Transmit` of `list`.
+        let rc = unsafe {
+            libc::sendmmsg(
+                fd,
+                hdrs[done..].as_mut_ptr(),
+                (hdrs.len() - done) as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        calls += 1;
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            tracing::debug!(error = %e, "bfd sendmmsg failed");
+            if e.kind() == io::ErrorKind::WouldBlock {
+                // Socket buffer full: drop the rest of this batch.
+                return (calls, done);
+            }
+            // This datagram is refused (e.g. no route): skip it, send the rest.
+            hdrs.remove(done);
+            continue;
+        }
+        done += rc as usize;
+    }
+    (calls, done)
+}
+
+/// What the kernel told us about one received datagram.
+#[derive(Debug, Clone, Copy)]
+struct Meta {
+    src: Ipv4Addr,
+    dst: Option<Ipv4Addr>,
+    ttl: Option<u8>,
+}
+
+/// Buffers for one `recvmmsg` call, reused across calls.
+#[derive(Debug)]
+struct RecvBatch {
+    bufs: Vec<[u8; 256]>,
+    addrs: Vec<libc::sockaddr_in>,
+    cmsgs: Vec<[u64; 16]>,
+    lens: Vec<usize>,
+    metas: Vec<Meta>,
+}
+
+impl RecvBatch {
+    fn new(n: usize) -> Self {
+        RecvBatch {
+            bufs: vec![[0; 256]; n],
+            addrs: vec![sockaddr_v4(Ipv4Addr::UNSPECIFIED, 0); n],
+            cmsgs: vec![[0; 16]; n],
+            lens: vec![0; n],
+            metas: vec![
+                Meta {
+                    src: Ipv4Addr::UNSPECIFIED,
+                    dst: None,
+                    ttl: None
+                };
+                n
+            ],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.bufs.len()
+    }
+
+    fn payload(&self, k: usize) -> &[u8] {
+        // Longer datagrams were truncated by the kernel; MAX_LEN bounds BFD anyway.
+        &self.bufs[k][..self.lens[k].min(256)]
+    }
+
+    fn meta(&self, k: usize) -> Meta {
+        self.metas[k]
+    }
+
+    fn recv(&mut self, fd: libc::c_int) -> io::Result<usize> {
+        let n = self.len();
+        let mut iovs: Vec<libc::iovec> = self
+            .bufs
+            .iter_mut()
+            .map(|b| libc::iovec {
+                iov_base: b.as_mut_ptr().cast(),
+                iov_len: b.len(),
+            })
+            .collect();
+        let mut hdrs: Vec<libc::mmsghdr> = (0..n)
+            .map(|i| {
+                // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                h.msg_hdr.msg_iov = &mut iovs[i];
+                h.msg_hdr.msg_iovlen = 1;
+                h.msg_hdr.msg_control = self.cmsgs[i].as_mut_ptr().cast();
+                h.msg_hdr.msg_controllen = size_of::<[u64; 16]>() as _;
+                h
+            })
+            .collect();
+        // SAFETY: each header points at buffers owned by `self` or the local
+        // `iovs`, all alive and unaliased for the duration of the call.
+        let rc = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let got = rc as usize;
+        for (k, h) in hdrs.iter().enumerate().take(got) {
+            self.lens[k] = h.msg_len as usize;
+            let a = &self.addrs[k];
+            let src = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            let (mut dst, mut ttl) = (None, None);
+            // SAFETY: the kernel filled `msg_control` up to `msg_controllen`;
+            // the CMSG_* helpers stay within it, and we read each payload
+            // with read_unaligned at the size its (level, type) defines.
+            unsafe {
+                let mut c = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                while !c.is_null() {
+                    let data = libc::CMSG_DATA(c);
+                    match ((*c).cmsg_level, (*c).cmsg_type) {
+                        (libc::IPPROTO_IP, libc::IP_TTL) => {
+                            let v = std::ptr::read_unaligned(data.cast::<libc::c_int>());
+                            ttl = u8::try_from(v).ok();
+                        }
+                        (libc::IPPROTO_IP, libc::IP_PKTINFO) => {
+                            let p = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                            dst = Some(Ipv4Addr::from(u32::from_be(p.ipi_addr.s_addr)));
+                        }
+                        _ => {}
+                    }
+                    c = libc::CMSG_NXTHDR(&h.msg_hdr, c);
+                }
+            }
+            self.metas[k] = Meta { src, dst, ttl };
+        }
+        Ok(got)
+    }
+}
+
+const _: () = assert!(MAX_LEN <= 256);
