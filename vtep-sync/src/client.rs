@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -337,11 +337,13 @@ struct Task {
 
 const MONITOR_ID: &str = "bridgehead";
 
-async fn send(wr: &mut WriteHalf<Box<dyn Stream>>, msg: &Message) -> Result<(), End> {
+/// Queues a message for the writer task; never blocks, so reading goes on
+/// while a large request is being written (ovsdb-server stops reading from a
+/// client it has a send backlog to, so blocking here could deadlock).
+fn send(out: &mpsc::UnboundedSender<Vec<u8>>, msg: &Message) -> Result<(), End> {
     let bytes = serde_json::to_vec(&msg.to_json()).map_err(|e| End::Lost(e.to_string()))?;
-    wr.write_all(&bytes)
-        .await
-        .map_err(|e| End::Lost(format!("write: {e}")))
+    out.send(bytes)
+        .map_err(|_| End::Lost("writer stopped".into()))
 }
 
 impl Task {
@@ -417,15 +419,33 @@ impl Task {
     /// Runs one connection until it ends; the bool says whether the server
     /// talked to us at all (which resets the backoff).
     async fn session(&mut self, stream: Box<dyn Stream>) -> (End, bool) {
-        let (mut rd, wr) = tokio::io::split(stream);
+        let (mut rd, mut wr) = tokio::io::split(stream);
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (werr_tx, mut werr_rx) = oneshot::channel::<String>();
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = out_rx.recv().await {
+                let res = match wr.write_all(&bytes).await {
+                    Ok(()) => wr.flush().await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = res {
+                    let _ = werr_tx.send(format!("write: {e}"));
+                    return;
+                }
+            }
+        });
         let mut s = Session {
-            wr,
+            out,
             pending: Pending::default(),
             building: None,
             live_kind: None,
         };
         let mut healthy = false;
-        let end = self.drive(&mut s, &mut rd, &mut healthy).await;
+        let end = self
+            .drive(&mut s, &mut rd, &mut werr_rx, &mut healthy)
+            .await;
+        // Dropping both halves closes the connection.
+        writer.abort();
         for w in s.pending.drain() {
             match w {
                 Waiter::User(reply)
@@ -444,13 +464,14 @@ impl Task {
         &mut self,
         s: &mut Session,
         rd: &mut tokio::io::ReadHalf<Box<dyn Stream>>,
+        werr: &mut oneshot::Receiver<String>,
         healthy: &mut bool,
     ) -> End {
         let mut splitter = JsonSplitter::new(self.config.max_message_size);
         let mut prober = Prober::new(self.config.inactivity_probe, Instant::now().into_std());
         if let Some(m) = &self.config.monitor {
             let msg = s.pending.start("get_schema", json!([m.db]), Waiter::Schema);
-            if let Err(e) = send(&mut s.wr, &msg).await {
+            if let Err(e) = send(&s.out, &msg) {
                 return e;
             }
         }
@@ -463,7 +484,7 @@ impl Task {
                     reply: None,
                 },
             );
-            if let Err(e) = send(&mut s.wr, &msg).await {
+            if let Err(e) = send(&s.out, &msg) {
                 return e;
             }
         }
@@ -490,11 +511,12 @@ impl Task {
                     None | Some(Command::Shutdown) => Err(End::Shutdown),
                     Some(c) => self.command(s, c).await,
                 },
+                e = &mut *werr => Err(End::Lost(e.unwrap_or_else(|_| "writer stopped".into()))),
                 _ = sleep => match prober.handle_timeout(Instant::now().into_std()) {
                     ProbeAction::SendEcho => {
                         self.shared.stats.echo_sent.fetch_add(1, Ordering::Relaxed);
                         let probe = Message::Request { id: json!("probe"), method: "echo".into(), params: json!([]) };
-                        send(&mut s.wr, &probe).await
+                        send(&s.out, &probe)
                     }
                     ProbeAction::Disconnect => Err(End::Lost(format!(
                         "inactivity probe: no reply for {:?}",
@@ -556,7 +578,7 @@ impl Task {
             }
             Command::Shutdown => return Err(End::Shutdown),
         };
-        send(&mut s.wr, &msg).await
+        send(&s.out, &msg)
     }
 
     async fn message(&mut self, s: &mut Session, m: Message) -> Result<(), End> {
@@ -571,7 +593,7 @@ impl Task {
                 } else {
                     Err(json!("unknown method"))
                 };
-                send(&mut s.wr, &Message::Response { id, result }).await
+                send(&s.out, &Message::Response { id, result })
             }
             Message::Notification { method, params } => self.notification(s, &method, &params),
             Message::Response { id, result } => match s.pending.finish(&id) {
@@ -721,12 +743,13 @@ impl Task {
         let method = if cond { "monitor_cond" } else { "monitor" };
         let params = monitor_params(&m.db, &json!(MONITOR_ID), &m.tables);
         let msg = s.pending.start(method, params, Waiter::Monitor { cond });
-        send(&mut s.wr, &msg).await
+        send(&s.out, &msg)
     }
 }
 
 struct Session {
-    wr: WriteHalf<Box<dyn Stream>>,
+    /// Serialized messages for the writer task.
+    out: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending<Waiter>,
     /// Replica being built from a fresh dump; swapped in when complete.
     building: Option<Replica>,

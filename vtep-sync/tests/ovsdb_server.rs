@@ -788,6 +788,46 @@ async fn ten_thousand_remote_macs_in_one_transaction() {
         macs.iter()
             .all(|m| m.logical_switch == ls && m.locator == loc)
     );
+    // The monitoring client itself pipelines two more large transactions
+    // while the server streams it the large updates they cause: reads must
+    // go on while requests are being written, or both sides stall.
+    let batch = |ls_name: &str, prefix: u8, dst_ip: &str| {
+        let mut ops = vec![
+            Operation::insert_named("Logical_Switch", row(vec![("name", ls_name.into())]), "ls"),
+            Operation::insert_named(
+                "Physical_Locator",
+                vtep_tables::PhysicalLocator::insert_row(dst_ip),
+                "loc",
+            ),
+        ];
+        for i in 0..N {
+            let mac = format!("02:00:00:{prefix:02x}:{:02x}:{:02x}", i / 256, i % 256);
+            let (ls, loc) = (Atom::NamedUuid("ls".into()), Atom::NamedUuid("loc".into()));
+            ops.push(Operation::insert(
+                "Ucast_Macs_Remote",
+                UcastMacsRemote::insert_row(&mac, ls, loc, ""),
+            ));
+        }
+        ops
+    };
+    let (ops_a, ops_b) = (
+        batch("ls-a", 1, "198.18.0.3"),
+        batch("ls-b", 2, "198.18.0.4"),
+    );
+    let (ra, rb) = tokio::join!(
+        watcher.transact(VTEP_DB, &ops_a),
+        watcher.transact(VTEP_DB, &ops_b)
+    );
+    ra.unwrap();
+    rb.unwrap();
+    let total = 3 * N;
+    eventually("all rows in the watcher's replica", || {
+        watcher.with_replica(|r| r.unwrap().len("Ucast_Macs_Remote") == total)
+    })
+    .await;
+    assert!(
+        !std::iter::from_fn(|| ev.try_recv().ok()).any(|e| matches!(e, Event::Disconnected { .. }))
+    );
     eprintln!(
         "{N} remote MACs: transact committed in {committed:?}, in a monitoring client's replica after \
          {replicated:?}, initial dump to a new client in {dumped:?}"
