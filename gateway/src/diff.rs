@@ -7,7 +7,7 @@
 //! changed; the one foreign change we make is enslaving (or releasing) a bound
 //! physical NIC to (from) our bridge.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -16,7 +16,10 @@ use crate::desired::{
     VXLAN_PORT, bridge_name, is_our_link, link_alias, nh_group_id, vlan_name, vxlan_name,
 };
 use crate::mac::MacAddr;
-use crate::observed::{FdbDst, LinkKind, Observed, ObservedLink, VxlanParams};
+use crate::observed::{
+    FdbDst, LinkKind, Observed, ObservedFdb, ObservedLink, ObservedNeigh, ObservedNexthop,
+    ObservedPortFdb, VxlanParams,
+};
 
 /// One kernel change; links are named, not indexed, because a link created
 /// earlier in the same plan has no index yet.
@@ -309,6 +312,7 @@ struct Phases {
 /// kernel would empty and drop a group under a live FDB entry), then links
 /// created and wired (bridge before vxlan before enslave), then entries added.
 pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
+    let ix = Indexed::new(observed);
     let mut ph = Phases::default();
     let mut problems = Vec::new();
 
@@ -320,7 +324,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         .collect();
 
     let underlay = match &desired.underlay_dev {
-        Some(dev) => match observed.link(dev) {
+        Some(dev) => match ix.link(dev) {
             Some(l) => Some(Some(l)),
             None => {
                 problems.push(Problem::MissingUnderlay(dev.clone()));
@@ -342,7 +346,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         desired_names.insert(br.clone());
         desired_names.insert(vx.clone());
 
-        let br_obs = observed.link(&br);
+        let br_obs = ix.link(&br);
         let br_fresh = ensure_link(
             &mut ph,
             br_obs,
@@ -361,7 +365,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         };
 
         // The vxlan device exists only if its underlay does.
-        let vx_obs = observed.link(&vx);
+        let vx_obs = ix.link(&vx);
         let mut vx_index = None;
         // Index of the vxlan device if it is already a port of our bridge:
         // only then do its bridge-level FDB entries exist.
@@ -423,7 +427,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         }
 
         for p in &sw.ports {
-            let Some(nic) = observed.link(&p.ifname) else {
+            let Some(nic) = ix.link(&p.ifname) else {
                 problems.push(Problem::MissingPort {
                     vni: sw.vni,
                     ifname: p.ifname.clone(),
@@ -448,7 +452,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
             }
             let name = vlan_name(nic.index, p.vlan);
             desired_names.insert(name.clone());
-            let obs = observed.link(&name);
+            let obs = ix.link(&name);
             let fresh = ensure_link(
                 &mut ph,
                 obs,
@@ -477,16 +481,10 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         }
 
         if vx_exists {
-            plan_fdb(
-                sw,
-                observed,
-                vx_index,
-                nh.groups.get(&sw.vni).copied(),
-                &mut ph,
-            );
-            plan_port_fdb(sw, observed, vx_port, &mut ph);
+            plan_fdb(sw, &ix, vx_index, nh.groups.get(&sw.vni).copied(), &mut ph);
+            plan_port_fdb(sw, &ix, vx_port, &mut ph);
         }
-        plan_neighbours(sw, observed, br_index, &mut ph);
+        plan_neighbours(sw, &ix, br_index, &mut ph);
     }
 
     // --- stale links of ours, and foreign ports left on our bridges
@@ -544,6 +542,40 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
     Plan { actions, problems }
 }
 
+/// The snapshot indexed once per diff, so a pass stays linear in the number
+/// of objects however many switches there are.
+struct Indexed<'a> {
+    links: HashMap<&'a str, &'a ObservedLink>,
+    fdb: HashMap<u32, Vec<&'a ObservedFdb>>,
+    port_fdb: HashMap<u32, Vec<&'a ObservedPortFdb>>,
+    neigh: HashMap<u32, Vec<&'a ObservedNeigh>>,
+}
+
+impl<'a> Indexed<'a> {
+    fn new(o: &'a Observed) -> Self {
+        let mut ix = Indexed {
+            links: o.links.iter().map(|l| (l.name.as_str(), l)).collect(),
+            fdb: HashMap::new(),
+            port_fdb: HashMap::new(),
+            neigh: HashMap::new(),
+        };
+        for e in &o.fdb {
+            ix.fdb.entry(e.ifindex).or_default().push(e);
+        }
+        for e in &o.port_fdb {
+            ix.port_fdb.entry(e.port).or_default().push(e);
+        }
+        for n in &o.neighbours {
+            ix.neigh.entry(n.ifindex).or_default().push(n);
+        }
+        ix
+    }
+
+    fn link(&self, name: &str) -> Option<&'a ObservedLink> {
+        self.links.get(name).copied()
+    }
+}
+
 /// Makes sure an owned link exists with the right kind and alias. Returns
 /// true when it is (re)created by this plan, i.e. its observed state is void.
 fn ensure_link(
@@ -590,7 +622,9 @@ fn plan_nexthops(
     problems: &mut Vec<Problem>,
 ) -> NexthopIds {
     let ours = |p: u8| p == NEXTHOP_PROTOCOL;
-    let used: BTreeSet<u32> = observed.nexthops.iter().map(|n| n.id).collect();
+    let by_id: HashMap<u32, &ObservedNexthop> =
+        observed.nexthops.iter().map(|n| (n.id, n)).collect();
+    let used: BTreeSet<u32> = by_id.keys().copied().collect();
 
     // Members: one `via IP fdb` nexthop per service node, shared by all groups.
     let mut member_of: BTreeMap<Ipv4Addr, u32> = BTreeMap::new();
@@ -656,7 +690,7 @@ fn plan_nexthops(
             continue; // the kernel has no empty groups: no flood entry at all
         }
         let id = nh_group_id(sw.vni);
-        match observed.nexthops.iter().find(|n| n.id == id) {
+        match by_id.get(&id) {
             Some(n) if !ours(n.protocol) => {
                 problems.push(Problem::NexthopIdTaken { vni: sw.vni, id });
                 continue;
@@ -707,7 +741,7 @@ fn plan_nexthops(
 
 fn plan_fdb(
     sw: &DesiredSwitch,
-    observed: &Observed,
+    index: &Indexed<'_>,
     vx_index: Option<u32>,
     group: Option<u32>,
     ph: &mut Phases,
@@ -729,7 +763,7 @@ fn plan_fdb(
 
     let mut have: BTreeMap<MacAddr, Vec<Option<FdbDst>>> = BTreeMap::new();
     if let Some(ix) = vx_index {
-        for e in observed.fdb.iter().filter(|e| e.ifindex == ix) {
+        for e in index.fdb.get(&ix).into_iter().flatten() {
             have.entry(e.mac).or_default().push(e.dst);
         }
     }
@@ -772,12 +806,12 @@ fn plan_fdb(
     }
 }
 
-fn plan_port_fdb(sw: &DesiredSwitch, observed: &Observed, vx_port: Option<u32>, ph: &mut Phases) {
+fn plan_port_fdb(sw: &DesiredSwitch, index: &Indexed<'_>, vx_port: Option<u32>, ph: &mut Phases) {
     let dev = vxlan_name(sw.vni);
     let want: BTreeSet<MacAddr> = sw.remote_macs.iter().map(|m| m.mac).collect();
     let mut have = BTreeSet::new();
     if let Some(ix) = vx_port {
-        for e in observed.port_fdb.iter().filter(|e| e.port == ix) {
+        for e in index.port_fdb.get(&ix).into_iter().flatten() {
             have.insert(e.mac);
             if !want.contains(&e.mac) {
                 ph.del_entries.push(Action::DelPortFdb {
@@ -797,7 +831,7 @@ fn plan_port_fdb(sw: &DesiredSwitch, observed: &Observed, vx_port: Option<u32>, 
 
 fn plan_neighbours(
     sw: &DesiredSwitch,
-    observed: &Observed,
+    index: &Indexed<'_>,
     br_index: Option<u32>,
     ph: &mut Phases,
 ) {
@@ -809,7 +843,7 @@ fn plan_neighbours(
         .collect();
     let mut have = BTreeMap::new();
     if let Some(ix) = br_index {
-        for n in observed.neighbours.iter().filter(|n| n.ifindex == ix) {
+        for n in index.neigh.get(&ix).into_iter().flatten() {
             have.insert(n.ip, n);
             if !want.contains_key(&n.ip) {
                 ph.del_entries.push(Action::DelNeigh {
