@@ -42,13 +42,20 @@
 //! - [`deadlines`]: one lazy-deletion heap holding every session's
 //!   `poll_timeout()`, so an event loop sleeps once for all sessions.
 //! - [`wire`] and [`vxlan`]: Ethernet/IPv4/UDP views and the BFD-in-VXLAN
-//!   frame of the Open vSwitch / hardware_vtep convention (VNI 0, inner
-//!   00:23:20:00:00:01, 169.254.1.1 -> 169.254.1.0). Plain single-hop and
+//!   frame of the Open vSwitch / hardware_vtep convention (VNI 0, switch
+//!   169.254.1.1 at 00:23:20:00:00:01 <-> us 169.254.1.0). Plain single-hop and
 //!   multihop BFD (UDP 3784 / 4784) need only the UDP payload from `packet`.
+//! - [`manager`]: many sessions, still sans-IO: §6.8.6 demultiplexing by Your
+//!   Discriminator or by addresses, GTSM, a fixed source port per session,
+//!   one [`deadlines::Deadlines`], counters.
+//! - [`udp`]: the Linux edge, the only code that reads the clock: shared
+//!   receive sockets on 3784/4784, one send socket per source port,
+//!   `recvmmsg`/`sendmmsg`, and one `ppoll` sleep until the manager's next
+//!   deadline.
 //!
-//! The session never reads a clock or touches a socket: a manager owns many
-//! sessions, one [`deadlines::Deadlines`], and the shared sockets. That
-//! manager (batched socket I/O, GTSM, source ports) is not built yet.
+//! Not yet: a socket for BFD inside VXLAN (the frames exist, the socket
+//! does not), IPv6, several local addresses per driver, and a command channel
+//! for a long-running daemon (today the owner calls `run_until` in turns).
 
 pub mod auth;
 pub mod config;

@@ -1,9 +1,12 @@
 //! BFD inside VXLAN in the Open vSwitch / hardware_vtep convention: the BFD
-//! Control packet rides in a complete inner Ethernet/IPv4/UDP frame in VNI 0,
-//! to the well-known MAC 00:23:20:00:00:01 and link-local addresses. vtep(5)
-//! defaults: a switch expects received BFD at 169.254.1.0 (`bfd_config_local:
-//! bfd_dst_ip`) and sends to 169.254.1.1 (`bfd_config_remote: bfd_dst_ip`),
-//! both to 00:23:20:00:00:01. We send 169.254.1.1 -> 169.254.1.0.
+//! Control packet rides in a complete inner Ethernet/IPv4/UDP frame in VNI 0
+//! with link-local addresses. A switch (OVS, ovs-vtep) owns 169.254.1.1: it
+//! sends from it, to `bfd_config_remote:bfd_dst_ip` at MAC
+//! `bfd_config_remote:bfd_dst_mac`, and accepts BFD addressed to 169.254.1.1
+//! at MAC 00:23:20:00:00:01 (`bfd_config_local`). The far end, us, is
+//! 169.254.1.0 (the controller writes `bfd_dst_ip=169.254.1.0`), so the switch
+//! sends 169.254.1.1 -> 169.254.1.0 and we send 169.254.1.0 -> 169.254.1.1.
+//! (Observed with OVS 3.1 on this project's lab; see PEERS.md.)
 //!
 //! The outer UDP/4789 datagram is the socket's business; this module builds
 //! and parses its payload: the VXLAN header (RFC 7348) and the inner frame.
@@ -20,12 +23,14 @@ pub const VXLAN_HEADER_LEN: usize = 8;
 pub const BFD_CONTROL_PORT: u16 = 3784;
 /// BFD multihop control port (RFC 5883 §5).
 pub const BFD_MULTIHOP_PORT: u16 = 4784;
-/// Inner destination MAC of the convention (vtep(5) `bfd_dst_mac` default).
+/// The MAC a switch accepts BFD at (vtep(5) `bfd_config_local:bfd_dst_mac`
+/// default), our inner destination MAC.
 pub const BFD_DST_MAC: [u8; 6] = [0x00, 0x23, 0x20, 0x00, 0x00, 0x01];
-/// Inner source address we use (the switch's default destination).
-pub const BFD_SRC_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
-/// Inner destination address we use (the switch's default expected address).
-pub const BFD_DST_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 0);
+/// The switch's own BFD address: its inner source and the destination it accepts.
+pub const SWITCH_BFD_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// Our BFD address (vtep(5) `bfd_config_local:bfd_dst_ip` default): our inner
+/// source, and where we have the switch send.
+pub const LOCAL_BFD_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 0);
 /// The VNI BFD travels in.
 pub const BFD_VNI: u32 = 0;
 
@@ -82,14 +87,15 @@ impl<T: AsRef<[u8]>> VxlanHeader<T> {
     }
 }
 
-/// Headers of the inner frame in the OVS convention, from `src_mac` and a
-/// per-session source port (RFC 5881 §4: 49152–65535), TTL 255 (GTSM).
+/// Headers of the inner frame we send to a switch in the OVS convention,
+/// from `src_mac` and a per-session source port (RFC 5881 §4: 49152–65535),
+/// TTL 255 (GTSM): 169.254.1.0 -> 169.254.1.1 at 00:23:20:00:00:01.
 pub fn ovs_inner(src_mac: [u8; 6], src_port: u16) -> UdpIpv4Repr {
     UdpIpv4Repr {
         src_mac,
         dst_mac: BFD_DST_MAC,
-        src_ip: BFD_SRC_IP,
-        dst_ip: BFD_DST_IP,
+        src_ip: LOCAL_BFD_IP,
+        dst_ip: SWITCH_BFD_IP,
         ttl: 255,
         src_port,
         dst_port: BFD_CONTROL_PORT,

@@ -3,7 +3,7 @@
 //! an RFC 1071 checksum written there), not with this crate.
 
 use bfd::packet::{Diagnostic, Repr, State};
-use bfd::vxlan::{self, BFD_DST_IP, BFD_DST_MAC, BFD_SRC_IP, VxlanError};
+use bfd::vxlan::{self, BFD_DST_MAC, LOCAL_BFD_IP, SWITCH_BFD_IP, VxlanError};
 use bfd::wire::{UdpIpv4Repr, WireError, checksum};
 
 fn hex(s: &str) -> Vec<u8> {
@@ -14,14 +14,14 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 /// VXLAN I flag, VNI 0 | dst 00:23:20:00:00:01 src 02:00:00:00:00:0a IPv4 |
-/// IPv4 DSCP CS6, len 52, DF, TTL 255, UDP, csum 0x24fb, 169.254.1.1 -> 169.254.1.0 |
+/// IPv4 DSCP CS6, len 52, DF, TTL 255, UDP, csum 0x24fb, 169.254.1.0 -> 169.254.1.1 |
 /// UDP 49152 -> 3784, len 32, csum 0xdd55 | BFD Down, mult 3, My 0x01020304,
 /// Your 0, TX 1 s, RX 300 ms.
 const FRAME: &str = "0800000000000000\
 002320000001\
 02000000000a\
 0800\
-45c0003400004000ff1124fba9fe0101a9fe0100\
+45c0003400004000ff1124fba9fe0100a9fe0101\
 c0000ec80020dd55\
 204003180102030400000000000f4240000493e000000000";
 
@@ -64,7 +64,7 @@ fn parse_reads_every_header_field() {
     assert_eq!(vni, 0);
     assert_eq!(inner.dst_mac, BFD_DST_MAC);
     assert_eq!(inner.src_mac, SRC_MAC);
-    assert_eq!((inner.src_ip, inner.dst_ip), (BFD_SRC_IP, BFD_DST_IP));
+    assert_eq!((inner.src_ip, inner.dst_ip), (LOCAL_BFD_IP, SWITCH_BFD_IP));
     assert_eq!(inner.ttl, 255);
     assert_eq!((inner.src_port, inner.dst_port), (49152, 3784));
     assert_eq!(Repr::parse(bfd).unwrap(), bfd_repr());
