@@ -25,7 +25,17 @@
 //! - [`netns`]: run a thread inside a named network namespace before any runtime exists.
 //! - [`reconciler`]: the loop.
 //!
-//! One VXLAN device per VNI (`bhvx<vni>`) on one bridge per VNI (`bhbr<vni>`).
+//! Kernel objects per logical switch (VNI): a bridge `bhbr<vni>`; a VXLAN device
+//! `bhvx<vni>` (local tunnel IP, dstport 4789, nolearning, bound to the underlay
+//! NIC) enslaved to it; bound physical ports (the NIC itself for VLAN 0, a
+//! `bhq<ifindex>.<vlan>` sub-interface otherwise); per remote MAC a vxlan FDB
+//! entry (`dst VTEP self`) and a static bridge FDB entry (`master static`);
+//! BUM flooding as all-zeros FDB entries, one per remote VTEP (source_node) or
+//! one `nhid` entry pointing at an FDB nexthop group of the service nodes
+//! (service_node); for remote MACs with a known IP, a permanent neighbour entry
+//! on the bridge plus `neigh_suppress` on the VXLAN port (ARP suppression).
+//! Links carry the alias `bridgehead:<role>:vni=<vni>`, nexthops the protocol
+//! number [`desired::NEXTHOP_PROTOCOL`]; nothing else is ever deleted.
 
 pub mod desired;
 pub mod diff;

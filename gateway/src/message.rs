@@ -76,10 +76,15 @@ impl NetlinkDeserializable for KernelMessage {
             RTM_GETNEXTHOP => KernelMessage::GetNexthop(nh(payload)?),
             kind => match RouteNetlinkMessage::deserialize(header, payload) {
                 Ok(m) => KernelMessage::Route(m),
-                Err(_) => KernelMessage::Unknown {
-                    kind,
-                    payload: payload.to_vec(),
-                },
+                Err(e) => {
+                    // Notifications only wake the loop up, so keep the connection alive;
+                    // a dump entry lost this way shows up as a failing action instead.
+                    tracing::debug!(kind, error = %e, "undecodable rtnetlink message kept raw");
+                    KernelMessage::Unknown {
+                        kind,
+                        payload: payload.to_vec(),
+                    }
+                }
             },
         })
     }
