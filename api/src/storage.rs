@@ -146,6 +146,30 @@ pub fn open(dir: &Path, initial_voters: &[u64]) -> Result<(RaftStorage, Loaded),
             let cs = ConfState::from((initial_voters.to_vec(), Vec::<u64>::new()));
             let b = cs.write_to_bytes().map_err(|e| corrupt("conf_state", e))?;
             meta.insert(CONF_STATE, b.as_slice()).map_err(db_err)?;
+            if !initial_voters.is_empty() {
+                // Bootstrap as if from a snapshot at index 1, term 1 holding
+                // the initial configuration. A node that joins later (with no
+                // voters) then has nothing at index 1 and must receive a
+                // snapshot first, so it starts from this configuration too,
+                // not from an empty one (raft-rs's bootstrapping rule).
+                let mut m = SnapshotMetadata {
+                    index: 1,
+                    term: 1,
+                    ..Default::default()
+                };
+                m.set_conf_state(cs);
+                let mb = m.write_to_bytes().map_err(|e| corrupt("snap", e))?;
+                meta.insert(SNAPSHOT_META, mb.as_slice()).map_err(db_err)?;
+                let hs = HardState {
+                    term: 1,
+                    commit: 1,
+                    ..Default::default()
+                };
+                let hb = hs.write_to_bytes().map_err(|e| corrupt("hs", e))?;
+                meta.insert(HARD_STATE, hb.as_slice()).map_err(db_err)?;
+                meta.insert(APPLIED, u64_bytes(1).as_slice())
+                    .map_err(db_err)?;
+            }
         }
     }
     txn.commit().map_err(db_err)?;

@@ -20,7 +20,8 @@ fn entry(index: u64, term: u64) -> Entry {
 fn append_overwrites_conflicting_tail_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let (s, _) = storage::open(dir.path(), &[1]).unwrap();
+        // A joining node's store: empty, nothing bootstrapped.
+        let (s, _) = storage::open(dir.path(), &[]).unwrap();
         assert_eq!(s.first_index().unwrap(), 1);
         assert_eq!(s.last_index().unwrap(), 0);
         let mut b = s.begin().unwrap();
@@ -43,11 +44,11 @@ fn append_overwrites_conflicting_tail_and_survives_reopen() {
         assert_eq!(s.term(5).unwrap(), 1);
         assert!(s.term(8).is_err());
     }
-    let (s, _) = storage::open(dir.path(), &[1]).unwrap();
+    let (s, _) = storage::open(dir.path(), &[]).unwrap();
     assert_eq!(s.last_index().unwrap(), 7);
     let st = s.initial_state().unwrap();
     assert_eq!((st.hard_state.term, st.hard_state.commit), (2, 5));
-    assert_eq!(st.conf_state.voters, vec![1]);
+    assert!(st.conf_state.voters.is_empty());
     let es = s
         .entries(3, 8, None, raft::GetEntriesContext::empty(false))
         .unwrap();
@@ -65,7 +66,7 @@ fn append_overwrites_conflicting_tail_and_survives_reopen() {
 #[test]
 fn log_is_truncated_behind_applied_and_reports_compacted() {
     let dir = tempfile::tempdir().unwrap();
-    let (s, _) = storage::open(dir.path(), &[1]).unwrap();
+    let (s, _) = storage::open(dir.path(), &[]).unwrap();
     let n = 2 * LOG_KEEP + 5;
     let mut b = s.begin().unwrap();
     b.append(&(1..=n).map(|i| entry(i, 3)).collect::<Vec<_>>())
@@ -96,12 +97,15 @@ fn log_is_truncated_behind_applied_and_reports_compacted() {
 fn snapshot_carries_the_state_machine_to_another_store() {
     let a_dir = tempfile::tempdir().unwrap();
     let b_dir = tempfile::tempdir().unwrap();
-    let (a, _) = storage::open(a_dir.path(), &[1]).unwrap();
+    let (a, loaded) = storage::open(a_dir.path(), &[1]).unwrap();
+    // The bootstrapped single voter starts at a snapshot of index 1.
+    assert_eq!((a.first_index().unwrap(), a.last_index().unwrap()), (2, 1));
+    assert_eq!(loaded.applied, 1);
     let mut state = State::new();
     let mut b = a.begin().unwrap();
-    b.append(&(1..=3).map(|i| entry(i, 1)).collect::<Vec<_>>())
+    b.append(&(2..=3).map(|i| entry(i, 1)).collect::<Vec<_>>())
         .unwrap();
-    for i in 1..=3u64 {
+    for i in 2..=3u64 {
         let applied = state
             .apply(&Command::Create {
                 object: Object::LogicalSwitch(LogicalSwitch {
@@ -125,6 +129,7 @@ fn snapshot_carries_the_state_machine_to_another_store() {
     let installed = batch.apply_snapshot(&snap).unwrap();
     batch.commit().unwrap();
     assert_eq!(installed, state);
+    assert_eq!(state.revision(), 2);
     assert_eq!(bs.first_index().unwrap(), 4);
     assert_eq!(bs.term(3).unwrap(), 1);
     drop(bs);
@@ -132,5 +137,5 @@ fn snapshot_carries_the_state_machine_to_another_store() {
     assert_eq!(loaded.state, state);
     assert_eq!(loaded.applied, 3);
     // History before a snapshot is not on this node: watchers must relist below it.
-    assert_eq!(loaded.history_floor, 3);
+    assert_eq!(loaded.history_floor, 2);
 }
