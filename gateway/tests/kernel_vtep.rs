@@ -985,3 +985,31 @@ fn two_vteps_carry_traffic_in_both_replication_modes() {
     );
     ping("service_node flooding via nexthop group");
 }
+
+#[test]
+fn invalid_desired_state_changes_nothing() {
+    let ns = Ns::new();
+    let good = desired();
+    assert!(ns.reconcile(&good).failed.is_empty());
+    let mut bad = good.clone();
+    bad.switches[1].vni = 5000; // duplicate VNI
+    bad.switches.push(DesiredSwitch {
+        vni: 0x0100_0000, // > 24 bits
+        replication: Replication::SourceNode {
+            remote_vteps: vec![],
+        },
+        remote_macs: vec![],
+        ports: vec![],
+    });
+    let r = ns.reconcile(&bad);
+    assert!(r.planned.is_empty());
+    let errs: Vec<String> = r.invalid.iter().map(|e| e.to_string()).collect();
+    assert!(errs.iter().any(|e| e.contains("duplicate VNI")), "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("16777216") && e.contains("1..=16777215")),
+        "{errs:?}"
+    );
+    // Still exactly the previous good state.
+    check_initial(&ns);
+}
