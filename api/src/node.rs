@@ -233,7 +233,10 @@ impl Node {
             shared: shared.clone(),
             rx,
             pending: HashMap::new(),
-            next_proposal: (now_ms() << 16) | 1,
+            // Counters of an earlier run of this node may still sit in
+            // committed-but-unapplied entries: start past anything it can
+            // have used (it would need a million proposals per ms of uptime).
+            next_proposal: now_ms() << 20,
             outbox: outbox.unwrap_or_else(|| Box::new(|_| {})),
             expire_proposed: None,
             last_compact: Instant::now(),
@@ -390,7 +393,7 @@ impl Loop {
                     return;
                 }
                 let id = self.next_id();
-                match self.raw.propose_conf_change(id.to_le_bytes().to_vec(), cc) {
+                match self.raw.propose_conf_change(self.context(id), cc) {
                     Ok(()) => {
                         self.pending.insert(id, reply);
                     }
@@ -406,6 +409,14 @@ impl Loop {
             }
             Request::Shutdown => {}
         }
+    }
+
+    /// Entry context naming the proposer, so only the node that proposed an
+    /// entry answers for it (another node's counter may hold the same value).
+    fn context(&self, id: u64) -> Vec<u8> {
+        let mut c = self.cfg.id.to_le_bytes().to_vec();
+        c.extend_from_slice(&id.to_le_bytes());
+        c
     }
 
     fn next_id(&mut self) -> u64 {
@@ -445,7 +456,7 @@ impl Loop {
             }
         };
         let id = self.next_id();
-        match self.raw.propose(id.to_le_bytes().to_vec(), data) {
+        match self.raw.propose(self.context(id), data) {
             Ok(()) => {
                 if let Some(r) = reply {
                     self.pending.insert(id, r);
@@ -519,6 +530,17 @@ impl Loop {
                 .leader
                 .store(ss.raft_state == StateRole::Leader, Ordering::Relaxed);
             info!(role = ?ss.raft_state, leader = ss.leader_id, "raft role");
+            if ss.raft_state != StateRole::Leader {
+                // Our uncommitted proposals may be overwritten by the new
+                // leader, or may still commit: the outcome is unknown, and
+                // waiting could be forever. Tell the clients to re-read.
+                for (_, r) in self.pending.drain() {
+                    let _ = r.send(Err(ProposeError::Dropped(
+                        "leadership changed before commit; the write may or may not have been applied"
+                            .into(),
+                    )));
+                }
+            }
         }
         // 1. Leader messages may be sent before persisting.
         self.send(rd.take_messages());
@@ -611,9 +633,12 @@ impl Loop {
     }
 }
 
-fn proposal_id(e: &Entry) -> Option<u64> {
-    let b: [u8; 8] = e.get_context().try_into().ok()?;
-    Some(u64::from_le_bytes(b))
+/// The proposal counter in an entry's context, if `node` proposed it.
+fn proposal_id(e: &Entry, node: u64) -> Option<u64> {
+    let c = e.get_context();
+    let who: [u8; 8] = c.get(..8)?.try_into().ok()?;
+    let id: [u8; 8] = c.get(8..16)?.try_into().ok()?;
+    (u64::from_le_bytes(who) == node).then(|| u64::from_le_bytes(id))
 }
 
 fn apply_entries(
@@ -627,7 +652,7 @@ fn apply_entries(
     let mut last = None;
     for e in entries {
         last = Some(e.index);
-        let reply = proposal_id(&e).and_then(|id| pending.remove(&id));
+        let reply = proposal_id(&e, raw.raft.id).and_then(|id| pending.remove(&id));
         match e.get_entry_type() {
             EntryType::EntryNormal => {
                 if e.data.is_empty() {
