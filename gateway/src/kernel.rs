@@ -5,21 +5,17 @@
 //! stop (`NDA_NH_ID`, nexthop messages).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
-use netlink_packet_route::link::{
-    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoVlan, InfoVxlan, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
-};
+use netlink_packet_route::link::LinkMessage;
 use netlink_packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+    NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::packet_core::{
-    DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL,
-    NLM_F_REPLACE, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla,
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
+    NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
 };
 use rtnetlink::proto::{ConnectionHandle, NetlinkProtoError};
 use rtnetlink::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
@@ -27,16 +23,13 @@ use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, LinkVxlan};
 
 use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT};
 use crate::diff::Action;
-use crate::mac::MacAddr;
+use crate::kernel_msgs::{
+    fdb_from, fdb_message, libc_eopnotsupp, link_from, neigh_from, neigh_message, port_fdb_message,
+};
 use crate::message::KernelMessage;
 use crate::nexthop::{NexthopMessage, RTNLGRP_NEXTHOP};
-use crate::observed::{
-    FdbDst, LinkKind, Observed, ObservedFdb, ObservedLink, ObservedNeigh, ObservedNexthop,
-    ObservedPortFdb, VxlanParams,
-};
+use crate::observed::{FdbDst, LinkKind, Observed, ObservedNexthop, ObservedPortFdb};
 
-/// `NDA_NH_ID`: FDB entry pointing at a nexthop group (not modelled by netlink-packet-route 0.34).
-const NDA_NH_ID: u16 = 13;
 /// `RTNLGRP_LINK`.
 const RTNLGRP_LINK: u32 = 1;
 /// `RTNLGRP_NEIGH`.
@@ -551,188 +544,4 @@ impl Kernel {
         }
         report
     }
-}
-
-fn libc_eopnotsupp() -> i32 {
-    nix::errno::Errno::EOPNOTSUPP as i32
-}
-
-fn fdb_message(ifindex: u32, mac: MacAddr, dst: Option<FdbDst>) -> NeighbourMessage {
-    let mut msg = NeighbourMessage::default();
-    msg.header.family = AddressFamily::Bridge;
-    msg.header.ifindex = ifindex;
-    msg.header.state = NeighbourState::Permanent;
-    msg.header.flags = NeighbourFlags::Own;
-    msg.attributes
-        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
-    match dst {
-        Some(FdbDst::Ip(ip)) => msg
-            .attributes
-            .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip))),
-        Some(FdbDst::Nexthop(id)) => {
-            msg.attributes
-                .push(NeighbourAttribute::Other(DefaultNla::new(
-                    NDA_NH_ID,
-                    id.to_ne_bytes().to_vec(),
-                )))
-        }
-        None => {}
-    }
-    msg
-}
-
-/// A static bridge FDB entry (`master static`): the bridge forwards the MAC to
-/// this port without flooding, learning cannot move it, and ARP suppression
-/// finds the port.
-fn port_fdb_message(port: u32, mac: MacAddr) -> NeighbourMessage {
-    let mut msg = NeighbourMessage::default();
-    msg.header.family = AddressFamily::Bridge;
-    msg.header.ifindex = port;
-    msg.header.state = NeighbourState::Noarp;
-    msg.header.flags = NeighbourFlags::Controller;
-    msg.attributes
-        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
-    msg
-}
-
-fn neigh_message(ifindex: u32, ip: Ipv4Addr) -> NeighbourMessage {
-    let mut msg = NeighbourMessage::default();
-    msg.header.family = AddressFamily::Inet;
-    msg.header.ifindex = ifindex;
-    msg.header.state = NeighbourState::Permanent;
-    msg.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
-    msg
-}
-
-fn link_from(l: &LinkMessage) -> ObservedLink {
-    let mut out = ObservedLink {
-        index: l.header.index,
-        name: String::new(),
-        alias: None,
-        kind: LinkKind::Other(None),
-        master: None,
-        parent: None,
-        up: l.header.flags.contains(LinkFlags::Up),
-        neigh_suppress: None,
-    };
-    for a in &l.attributes {
-        match a {
-            LinkAttribute::IfName(n) => out.name = n.clone(),
-            LinkAttribute::IfAlias(s) => out.alias = Some(s.clone()),
-            LinkAttribute::Controller(m) => out.master = Some(*m),
-            LinkAttribute::Link(p) => out.parent = Some(*p),
-            LinkAttribute::LinkInfo(infos) => link_info(infos, &mut out),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn link_info(infos: &[LinkInfo], out: &mut ObservedLink) {
-    for i in infos {
-        match i {
-            LinkInfo::Kind(InfoKind::Bridge) => out.kind = LinkKind::Bridge,
-            LinkInfo::Kind(k)
-                if !matches!(out.kind, LinkKind::Vxlan(_) | LinkKind::Vlan { .. }) =>
-            {
-                out.kind = LinkKind::Other(Some(k.to_string()))
-            }
-            LinkInfo::Data(InfoData::Vxlan(v)) => {
-                let mut p = VxlanParams {
-                    vni: 0,
-                    local: None,
-                    port: 0,
-                    learning: true,
-                    underlay: None,
-                };
-                for x in v {
-                    match x {
-                        InfoVxlan::Id(id) => p.vni = *id,
-                        InfoVxlan::Local(ip) => p.local = Some(*ip),
-                        InfoVxlan::Port(port) => p.port = *port,
-                        InfoVxlan::Learning(on) => p.learning = *on,
-                        InfoVxlan::Link(ix) => p.underlay = Some(*ix),
-                        _ => {}
-                    }
-                }
-                out.kind = LinkKind::Vxlan(p);
-            }
-            LinkInfo::Data(InfoData::Vlan(v)) => {
-                let id = v.iter().find_map(|x| {
-                    if let InfoVlan::Id(id) = x {
-                        Some(*id)
-                    } else {
-                        None
-                    }
-                });
-                out.kind = LinkKind::Vlan {
-                    id: id.unwrap_or(0),
-                };
-            }
-            LinkInfo::PortData(InfoPortData::BridgePort(v)) => {
-                out.neigh_suppress = v.iter().find_map(|x| {
-                    if let InfoBridgePort::NeighSupress(on) = x {
-                        Some(*on)
-                    } else {
-                        None
-                    }
-                });
-            }
-            _ => {}
-        }
-    }
-}
-
-fn fdb_from(n: &NeighbourMessage) -> Option<ObservedFdb> {
-    let mut mac = None;
-    let mut dst = None;
-    for a in &n.attributes {
-        match a {
-            NeighbourAttribute::LinkLayerAddress(b) => mac = MacAddr::from_slice(b),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
-                dst = Some(FdbDst::Ip(*ip))
-            }
-            // In AF_BRIDGE messages the crate cannot know NDA_DST's family.
-            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) if b.len() == 4 => {
-                dst = Some(FdbDst::Ip(Ipv4Addr::new(b[0], b[1], b[2], b[3])))
-            }
-            NeighbourAttribute::Other(nla) if nla.kind() == NDA_NH_ID => {
-                let mut v = [0u8; 4];
-                if nla.value_len() == 4 {
-                    nla.emit_value(&mut v);
-                    dst = Some(FdbDst::Nexthop(u32::from_ne_bytes(v)));
-                }
-            }
-            _ => {}
-        }
-    }
-    Some(ObservedFdb {
-        ifindex: n.header.ifindex,
-        mac: mac?,
-        dst,
-    })
-}
-
-fn neigh_from(n: &NeighbourMessage) -> Option<ObservedNeigh> {
-    let mut ip = None;
-    let mut mac = None;
-    for a in &n.attributes {
-        match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
-            NeighbourAttribute::LinkLayerAddress(b) => mac = MacAddr::from_slice(b),
-            _ => {}
-        }
-    }
-    let ip = ip?;
-    // The kernel's own NOARP entries (e.g. 224.0.0.22 for IGMP) are not ours to manage.
-    if ip.is_multicast() || ip.is_broadcast() {
-        return None;
-    }
-    Some(ObservedNeigh {
-        ifindex: n.header.ifindex,
-        ip,
-        mac,
-        permanent: n.header.state == NeighbourState::Permanent,
-    })
 }

@@ -37,11 +37,13 @@
 //! Links carry the alias `bridgehead:<role>:vni=<vni>`, nexthops the protocol
 //! number [`desired::NEXTHOP_PROTOCOL`]; nothing else is ever deleted.
 
+pub mod action;
 pub mod desired;
 pub mod diff;
 #[cfg(test)]
 mod diff_tests;
 pub mod kernel;
+mod kernel_msgs;
 pub mod mac;
 pub mod message;
 pub mod netns;

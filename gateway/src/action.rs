@@ -1,0 +1,228 @@
+//! The kernel changes a plan is made of: one variant per `ip`/`bridge`
+//! command the reconciler would otherwise have to run, printed that way too.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use crate::desired::VXLAN_PORT;
+use crate::mac::MacAddr;
+use crate::observed::FdbDst;
+
+/// One kernel change; links are named, not indexed, because a link created
+/// earlier in the same plan has no index yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// `bridge fdb del MAC dev DEV [dst IP | nhid N] self`.
+    DelFdb {
+        /// VXLAN device.
+        dev: String,
+        /// MAC key.
+        mac: MacAddr,
+        /// The remote to remove (`None`: an entry without one).
+        dst: Option<FdbDst>,
+    },
+    /// `bridge fdb del MAC dev DEV master`.
+    DelPortFdb {
+        /// VXLAN device (bridge port).
+        dev: String,
+        /// MAC.
+        mac: MacAddr,
+    },
+    /// `ip neigh del IP dev DEV`.
+    DelNeigh {
+        /// Bridge device.
+        dev: String,
+        /// IPv4 address.
+        ip: Ipv4Addr,
+    },
+    /// `ip link set DEV nomaster`.
+    SetNomaster {
+        /// The port to release.
+        dev: String,
+    },
+    /// `ip link del NAME`.
+    DelLink {
+        /// Link name.
+        name: String,
+    },
+    /// `ip nexthop del id ID`.
+    DelNexthop {
+        /// Nexthop id.
+        id: u32,
+    },
+    /// `ip nexthop add id ID via GW fdb proto bridgehead`.
+    AddNexthop {
+        /// Nexthop id.
+        id: u32,
+        /// Service node tunnel IP.
+        gateway: Ipv4Addr,
+    },
+    /// `ip nexthop {add|replace} id ID group A/B/.. fdb`.
+    SetNexthopGroup {
+        /// Group id.
+        id: u32,
+        /// Member nexthop ids.
+        members: Vec<u32>,
+        /// Replace an existing group in place (no FDB churn) instead of creating.
+        replace: bool,
+    },
+    /// `ip link add NAME type bridge`.
+    CreateBridge {
+        /// Link name.
+        name: String,
+    },
+    /// `ip link add NAME type vxlan id VNI local IP dstport 4789 nolearning [dev UNDERLAY]`.
+    CreateVxlan {
+        /// Link name.
+        name: String,
+        /// VNI.
+        vni: u32,
+        /// Local tunnel IP.
+        local: Ipv4Addr,
+        /// Underlay device name.
+        underlay: Option<String>,
+    },
+    /// `ip link add NAME link PARENT type vlan id VLAN`.
+    CreateVlan {
+        /// Link name.
+        name: String,
+        /// Physical NIC.
+        parent: String,
+        /// VLAN id.
+        vlan: u16,
+    },
+    /// `ip link set DEV alias ALIAS`: our ownership mark.
+    SetAlias {
+        /// Link name.
+        dev: String,
+        /// Alias.
+        alias: String,
+    },
+    /// `ip link set DEV master MASTER`.
+    SetMaster {
+        /// Port.
+        dev: String,
+        /// Bridge.
+        master: String,
+    },
+    /// `ip link set DEV up`.
+    SetUp {
+        /// Link name.
+        dev: String,
+    },
+    /// `ip link set DEV type bridge_slave neigh_suppress on|off`.
+    SetNeighSuppress {
+        /// Bridge port.
+        dev: String,
+        /// Desired flag.
+        on: bool,
+    },
+    /// `bridge fdb {append|replace} MAC dev DEV {dst IP|nhid N} self permanent`.
+    AddFdb {
+        /// VXLAN device.
+        dev: String,
+        /// MAC key.
+        mac: MacAddr,
+        /// Remote.
+        dst: FdbDst,
+        /// True when this moves a MAC to another VTEP (in place, no gap). Unicast
+        /// entries are always written with replace semantics; flood entries
+        /// (zero MAC) are appended (`dst`) or added (`nhid`).
+        moved: bool,
+    },
+    /// `bridge fdb replace MAC dev DEV master static`.
+    AddPortFdb {
+        /// VXLAN device (bridge port).
+        dev: String,
+        /// MAC.
+        mac: MacAddr,
+    },
+    /// `ip neigh replace IP lladdr MAC dev DEV nud permanent`.
+    AddNeigh {
+        /// Bridge device.
+        dev: String,
+        /// IPv4 address.
+        ip: Ipv4Addr,
+        /// MAC.
+        mac: MacAddr,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dst = |d: &FdbDst| match d {
+            FdbDst::Ip(ip) => format!("dst {ip}"),
+            FdbDst::Nexthop(id) => format!("nhid {id}"),
+        };
+        match self {
+            Action::DelFdb { dev, mac, dst: d } => {
+                write!(
+                    f,
+                    "fdb del {mac} dev {dev} {}",
+                    d.as_ref().map(dst).unwrap_or_default()
+                )
+            }
+            Action::DelPortFdb { dev, mac } => write!(f, "fdb del {mac} dev {dev} master"),
+            Action::AddPortFdb { dev, mac } => {
+                write!(f, "fdb replace {mac} dev {dev} master static")
+            }
+            Action::DelNeigh { dev, ip } => write!(f, "neigh del {ip} dev {dev}"),
+            Action::SetNomaster { dev } => write!(f, "link set {dev} nomaster"),
+            Action::DelLink { name } => write!(f, "link del {name}"),
+            Action::DelNexthop { id } => write!(f, "nexthop del id {id}"),
+            Action::AddNexthop { id, gateway } => {
+                write!(f, "nexthop add id {id} via {gateway} fdb")
+            }
+            Action::SetNexthopGroup {
+                id,
+                members,
+                replace,
+            } => {
+                let m: Vec<String> = members.iter().map(|m| m.to_string()).collect();
+                let verb = if *replace { "replace" } else { "add" };
+                write!(f, "nexthop {verb} id {id} group {} fdb", m.join("/"))
+            }
+            Action::CreateBridge { name } => write!(f, "link add {name} type bridge"),
+            Action::CreateVxlan {
+                name,
+                vni,
+                local,
+                underlay,
+            } => write!(
+                f,
+                "link add {name} type vxlan id {vni} local {local} dstport {VXLAN_PORT} nolearning{}",
+                underlay
+                    .as_ref()
+                    .map(|u| format!(" dev {u}"))
+                    .unwrap_or_default()
+            ),
+            Action::CreateVlan { name, parent, vlan } => {
+                write!(f, "link add {name} link {parent} type vlan id {vlan}")
+            }
+            Action::SetAlias { dev, alias } => write!(f, "link set {dev} alias {alias}"),
+            Action::SetMaster { dev, master } => write!(f, "link set {dev} master {master}"),
+            Action::SetUp { dev } => write!(f, "link set {dev} up"),
+            Action::SetNeighSuppress { dev, on } => {
+                write!(
+                    f,
+                    "link set {dev} type bridge_slave neigh_suppress {}",
+                    if *on { "on" } else { "off" }
+                )
+            }
+            Action::AddFdb {
+                dev, mac, dst: d, ..
+            } => {
+                // Mirrors the kernel request (see `kernel::Kernel::apply`).
+                let verb = match d {
+                    _ if !mac.is_zero() => "replace",
+                    FdbDst::Ip(_) => "append",
+                    FdbDst::Nexthop(_) => "add",
+                };
+                write!(f, "fdb {verb} {mac} dev {dev} {} self permanent", dst(d))
+            }
+            Action::AddNeigh { dev, ip, mac } => {
+                write!(f, "neigh replace {ip} lladdr {mac} dev {dev} nud permanent")
+            }
+        }
+    }
+}
