@@ -16,10 +16,12 @@
 //! - [`desired`]: the node's desired VTEP state and the deterministic names /
 //!   alias / nexthop-protocol marks that make our kernel objects recognisable.
 //! - [`observed`]: the kernel snapshot the diff reads.
-//! - [`diff`]: sans-IO; (desired, observed) -> ordered [`diff::Action`]s. Only
+//! - [`diff`]: sans-IO; (desired, observed) -> ordered [`action::Action`]s. Only
 //!   objects we own are ever deleted.
+//! - [`action`]: the kernel changes, one per `ip`/`bridge` command they replace.
 //! - [`kernel`]: the one owner of the netlink socket: dumps into [`observed::Observed`]
-//!   and applies actions, one error per failed action (a failure never aborts a pass).
+//!   and applies actions, one error per failed action (a failure never aborts a pass);
+//!   `kernel_msgs.rs` builds and decodes its netlink messages.
 //! - [`nexthop`]: the `RTM_*NEXTHOP` wire format, which netlink-packet-route lacks.
 //! - [`message`]: the netlink message type of our connection (route messages + nexthops).
 //! - [`netns`]: run a thread inside a named network namespace before any runtime exists.
