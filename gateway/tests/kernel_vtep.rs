@@ -689,17 +689,11 @@ struct Running {
 }
 
 impl Running {
-    fn start(ns: &Ns, d: DesiredNode) -> Running {
+    fn start(ns: &Ns, d: DesiredNode, config: ReconcilerConfig) -> Running {
         let (tx, rx) = tokio::sync::watch::channel(d);
         let (rtx, reports) = tokio::sync::watch::channel(Arc::new(PassReport::default()));
         let stats = ReconcilerStats::default();
         let st = stats.clone();
-        // Long resync: repairs below must come from the notification path.
-        let config = ReconcilerConfig {
-            resync: Duration::from_secs(3600),
-            debounce: Duration::from_millis(20),
-            retry: Duration::from_millis(100),
-        };
         let thread =
             netns::spawn_in(&ns.name, move || reconciler::run(rx, config, st, Some(rtx))).unwrap();
         Running {
@@ -738,7 +732,13 @@ fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> Duration {
 fn external_tampering_is_repaired_by_notifications() {
     let ns = Ns::new();
     let d = desired();
-    let run = Running::start(&ns, d.clone());
+    // Long resync: the repairs below must come from the notification path.
+    let config = ReconcilerConfig {
+        resync: Duration::from_secs(3600),
+        debounce: Duration::from_millis(20),
+        retry: Duration::from_millis(100),
+    };
+    let run = Running::start(&ns, d.clone(), config);
     wait_for("initial pass", || {
         ns.fdb("bhvx5000").len() == 4 && ns.fdb("bhvx5001").len() == 2
     });
@@ -1012,4 +1012,34 @@ fn invalid_desired_state_changes_nothing() {
     );
     // Still exactly the previous good state.
     check_initial(&ns);
+}
+
+#[test]
+fn periodic_resync_repairs_even_without_notifications() {
+    // A minute of debounce: a notification alone cannot trigger a pass within
+    // the test, so the repair below is the resync's (the path that covers
+    // notifications lost to a socket overrun).
+    let ns = Ns::new();
+    let config = ReconcilerConfig {
+        resync: Duration::from_millis(300),
+        debounce: Duration::from_secs(60),
+        retry: Duration::from_millis(100),
+    };
+    let run = Running::start(&ns, desired(), config);
+    wait_for("initial pass", || ns.fdb("bhvx5000").len() == 4);
+    let before = run.stats.passes.load(Ordering::Relaxed);
+    ns.bridge(&[
+        "fdb",
+        "del",
+        "02:00:00:00:00:21",
+        "dev",
+        "bhvx5000",
+        "dst",
+        "198.18.0.20",
+        "self",
+    ]);
+    let t = wait_for("resync repair", || ns.fdb("bhvx5000").len() == 4);
+    assert!(run.stats.passes.load(Ordering::Relaxed) > before);
+    eprintln!("repaired by periodic resync in {t:?}");
+    drop(run);
 }
