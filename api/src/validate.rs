@@ -539,6 +539,68 @@ mod tests {
     }
 
     #[test]
+    fn every_name_field_is_checked() {
+        let bad = "no/slash";
+        let mut n = node(NodeKind::Hypervisor, [198, 18, 0, 1], None);
+        n.name = bad.into();
+        assert_eq!(fields(Object::TransportNode(n)), ["name"]);
+        let mut g = group();
+        g.name = bad.into();
+        g.members[0].node = bad.into();
+        assert_eq!(fields(Object::GatewayGroup(g)), ["name", "members[0].node"]);
+        let b = Binding {
+            name: bad.into(),
+            logical_switch: bad.into(),
+            attachment: Attachment::HardwareSwitch {
+                switch: bad.into(),
+                port: "p\n".into(),
+            },
+            vlan: 0,
+        };
+        assert_eq!(
+            fields(Object::Binding(b)),
+            [
+                "name",
+                "logical_switch",
+                "attachment.switch",
+                "attachment.port"
+            ]
+        );
+        let r = RemoteMac {
+            logical_switch: bad.into(),
+            mac: "02:00:00:00:00:01".parse().unwrap(),
+            ip: None,
+            transport_node: bad.into(),
+        };
+        assert_eq!(
+            fields(Object::RemoteMac(r)),
+            ["logical_switch", "transport_node"]
+        );
+        let s = SwitchStatus {
+            switch: bad.into(),
+            connected: false,
+            faults: vec![],
+        };
+        assert_eq!(fields(Object::SwitchStatus(s)), ["switch"]);
+    }
+
+    #[test]
+    fn interface_and_ma_names() {
+        for ok in ["eth1", "enp3s0f1", "bond0.100"] {
+            assert!(check_ifname(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a:b", "a b", "sixteen-chars-xx"] {
+            assert!(check_ifname(bad).is_err(), "{bad}");
+        }
+        let mut g = group();
+        g.election.ma_name = "tab\there".into();
+        assert_eq!(fields(Object::GatewayGroup(g)), ["election.ma_name"]);
+        let mut g = group();
+        g.election.ma_name = "x".repeat(45);
+        assert_eq!(fields(Object::GatewayGroup(g)), ["election.ma_name"]);
+    }
+
+    #[test]
     fn observed_fields() {
         let t = TunnelStatus {
             reporter: "hv 1".into(),

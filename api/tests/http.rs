@@ -338,6 +338,60 @@ fn framework_rejections_are_json_too() {
     assert_eq!((s, v["field"].as_str()), (400, Some("query")), "{v}");
     let (s, v) = json(c.addr, "POST", "/v1/leases/x/renew", None);
     assert_eq!((s, v["field"].as_str()), (400, Some("id")), "{v}");
+    // Over axum's 2 MiB default body limit.
+    let big = format!(r#"{{"name":"x","vni":1,"pad":"{}"}}"#, "a".repeat(3 << 20));
+    let (s, v) = json(c.addr, "POST", "/v1/logical-switches", Some(&big));
+    assert_eq!((s, v["field"].as_str()), (413, Some("body")), "{v}");
+}
+
+#[test]
+fn every_observed_kind_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Controller::start(dir.path(), &[]);
+    let (_, lease) = json(c.addr, "POST", "/v1/leases", Some(r#"{"ttl_ms":60000}"#));
+    let id = lease["id"].as_u64().unwrap();
+    for (path, body) in [
+        (
+            "learned-macs/tor1/web/02:00:00:00:00:07",
+            r#"{"reporter":"tor1","logical_switch":"web","mac":"02:00:00:00:00:07","ip":"192.0.2.7"}"#,
+        ),
+        (
+            "tunnel-status/hv1/198.18.0.2",
+            r#"{"reporter":"hv1","remote_ip":"198.18.0.2","state":"up"}"#,
+        ),
+        (
+            "election-state/g1/gw1",
+            r#"{"group":"g1","member":"gw1","role":"leader","leader":"gw1"}"#,
+        ),
+        (
+            "switch-status/tor1",
+            r#"{"switch":"tor1","connected":false,"faults":["power_supply_failure"]}"#,
+        ),
+    ] {
+        let url = format!("/v1/observed/{path}?lease={id}");
+        let (s, v) = json(c.addr, "PUT", &url, Some(body));
+        assert_eq!(s, 200, "{path}: {v}");
+        let (s, v) = json(c.addr, "GET", &format!("/v1/observed/{path}"), None);
+        assert_eq!(s, 200, "{path}: {v}");
+        assert_eq!(v["lease"].as_u64(), Some(id));
+        let sent: Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["object"]["spec"], sent, "{path}");
+    }
+    // A body whose key disagrees with the path is refused.
+    let (s, v) = json(
+        c.addr,
+        "PUT",
+        &format!("/v1/observed/tunnel-status/hv1/198.18.0.3?lease={id}"),
+        Some(r#"{"reporter":"hv1","remote_ip":"198.18.0.2","state":"down"}"#),
+    );
+    assert_eq!((s, v["field"].as_str()), (400, Some("name")));
+    let (s, v) = json(c.addr, "GET", "/v1/state", None);
+    assert_eq!(s, 200);
+    assert_eq!(v["items"].as_array().unwrap().len(), 4);
+    let (s, _) = json(c.addr, "DELETE", "/v1/observed/switch-status/tor1", None);
+    assert_eq!(s, 200);
+    let (s, _) = json(c.addr, "DELETE", "/v1/observed/switch-status/tor1", None);
+    assert_eq!(s, 404);
 }
 
 #[test]

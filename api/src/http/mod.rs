@@ -85,16 +85,17 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
             get(move |s: State<App>| list(s, kind))
         } else {
             get(move |s: State<App>| list(s, kind))
-                .post(move |s: State<App>, b: Bytes| create(s, kind, b))
+                .post(move |s: State<App>, b: BodyResult| create(s, kind, b))
         };
         r = r.route(&base, coll);
         r = r.route(
             &format!("{base}/{{*name}}"),
             get(move |s: State<App>, p: Path<String>| get_one(s, kind, p))
                 .put(
-                    move |s: State<App>, p: Path<String>, q: QueryResult<LeaseQuery>, b: Bytes| {
-                        put(s, kind, p, q, b)
-                    },
+                    move |s: State<App>,
+                          p: Path<String>,
+                          q: QueryResult<LeaseQuery>,
+                          b: BodyResult| { put(s, kind, p, q, b) },
                 )
                 .delete(move |s: State<App>, p: Path<String>| delete(s, kind, p)),
         );
@@ -164,11 +165,22 @@ async fn get_one(State(app): State<App>, kind: Kind, Path(name): Path<String>) -
     }
 }
 
-async fn create(State(app): State<App>, kind: Kind, body: Bytes) -> Result<Response, ApiError> {
-    let object = parse_object(kind, &body)?;
+async fn create(State(app): State<App>, kind: Kind, b: BodyResult) -> Result<Response, ApiError> {
+    let object = parse_object(kind, &body(b)?)?;
     let key = object.key();
     let a = app.node.propose(Command::Create { object }).await?;
     Ok((StatusCode::CREATED, Json(written(&a, &key))).into_response())
+}
+
+/// A request body, or why it could not be read (too large, broken stream).
+type BodyResult = Result<Bytes, axum::extract::rejection::BytesRejection>;
+
+fn body(b: BodyResult) -> Result<Bytes, ApiError> {
+    b.map_err(|e| ApiError {
+        status: e.status(),
+        error: "invalid",
+        errors: vec![crate::validate::ValidationError::new("body", e.body_text())],
+    })
 }
 
 /// A query string, or why it did not parse (answered as a JSON 400, not axum's plain text).
@@ -185,10 +197,10 @@ async fn put(
     kind: Kind,
     Path(name): Path<String>,
     q: QueryResult<LeaseQuery>,
-    body: Bytes,
+    b: BodyResult,
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
-    let object = parse_object(kind, &body)?;
+    let object = parse_object(kind, &body(b)?)?;
     let key = object.key();
     if key.name != name {
         return Err(ApiError::invalid(
@@ -245,8 +257,8 @@ fn lease_id(s: &str) -> Result<LeaseId, ApiError> {
         .map_err(|_| ApiError::invalid("id", "lease id must be an unsigned integer"))
 }
 
-async fn grant(State(app): State<App>, body: Bytes) -> Result<Response, ApiError> {
-    let g: GrantBody = ApiError::parse(&body)?;
+async fn grant(State(app): State<App>, b: BodyResult) -> Result<Response, ApiError> {
+    let g: GrantBody = ApiError::parse(&body(b)?)?;
     let a = app
         .node
         .propose(Command::GrantLease {
