@@ -525,22 +525,12 @@ impl Loop {
         }
         let mut rd = self.raw.ready();
         let became_leader = rd.ss().is_some_and(|ss| ss.raft_state == StateRole::Leader);
+        let lost_leadership = rd.ss().is_some_and(|ss| ss.raft_state != StateRole::Leader);
         if let Some(ss) = rd.ss() {
             self.shared
                 .leader
                 .store(ss.raft_state == StateRole::Leader, Ordering::Relaxed);
             info!(role = ?ss.raft_state, leader = ss.leader_id, "raft role");
-            if ss.raft_state != StateRole::Leader {
-                // Our uncommitted proposals may be overwritten by the new
-                // leader, or may still commit: the outcome is unknown, and
-                // waiting could be forever. Tell the clients to re-read.
-                for (_, r) in self.pending.drain() {
-                    let _ = r.send(Err(ProposeError::Dropped(
-                        "leadership changed before commit; the write may or may not have been applied"
-                            .into(),
-                    )));
-                }
-            }
         }
         // 1. Leader messages may be sent before persisting.
         self.send(rd.take_messages());
@@ -609,6 +599,17 @@ impl Loop {
         self.send(persisted_messages);
         self.send(light_messages);
         self.raw.advance_apply();
+        if lost_leadership {
+            // Proposals still pending (not applied above) may be overwritten
+            // by the new leader, or may still commit: the outcome is unknown,
+            // and waiting could be forever. Tell the clients to re-read.
+            for (_, r) in self.pending.drain() {
+                let _ = r.send(Err(ProposeError::Dropped(
+                    "leadership changed before commit; the write may or may not have been applied"
+                        .into(),
+                )));
+            }
+        }
         if became_leader {
             // Time without a leader must not count against daemons' leases.
             self.propose(Command::RefreshLeases { now_ms: 0 }, None);
