@@ -54,8 +54,8 @@
 //!   deadline.
 //!
 //! Not yet: a socket for BFD inside VXLAN (the frames exist, the socket
-//! does not), IPv6, several local addresses per driver, and a command channel
-//! for a long-running daemon (today the owner calls `run_until` in turns).
+//! does not), IPv6, and a command channel for a long-running daemon (today the
+//! owner calls `run_until` in turns).
 
 pub mod auth;
 pub mod config;

@@ -7,7 +7,7 @@
 //! `recvmmsg`/`sendmmsg`, a batch per system call. The only clock reads of
 //! the crate are here.
 //!
-//! IPv4 only, one local address per driver, and no VXLAN socket yet: BFD in
+//! IPv4 only, and no VXLAN socket yet: BFD in
 //! VXLAN needs the frames of [`crate::vxlan`] on a UDP/4789 socket beside the
 //! kernel's own VXLAN devices, which is still to do.
 
@@ -23,16 +23,27 @@ use std::time::{Duration, Instant};
 /// Socket-layer settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverConfig {
-    /// The local IPv4 address sessions run from.
+    /// The local IPv4 address sessions run from; 0.0.0.0 binds the wildcard
+    /// and serves any local address (each packet then carries its session's
+    /// local address as source through `IP_PKTINFO`).
     pub local: Ipv4Addr,
     /// Datagrams per `recvmmsg`/`sendmmsg` call.
     pub batch: usize,
+    /// Timer coalescing: the loop sleeps this much past the earliest deadline
+    /// so deadlines close together are served by one wake-up and their packets
+    /// share a `sendmmsg`. Late, never early: an interval only grows by at most
+    /// this, which §6.8.7 allows (it bounds intervals from below).
+    pub coalesce: Duration,
 }
 
 impl DriverConfig {
-    /// Defaults for `local`: batches of 64.
+    /// Defaults for `local`: batches of 64, 1 ms coalescing.
     pub fn new(local: Ipv4Addr) -> Self {
-        DriverConfig { local, batch: 64 }
+        DriverConfig {
+            local,
+            batch: 64,
+            coalesce: Duration::from_millis(1),
+        }
     }
 }
 
@@ -150,7 +161,11 @@ impl Driver {
             if now >= until {
                 return Ok(());
             }
-            let wake = self.manager.poll_timeout().unwrap_or(until).min(until);
+            let wake = self
+                .manager
+                .poll_timeout()
+                .map_or(until, |t| t + self.config.coalesce)
+                .min(until);
             self.wait(wake.saturating_duration_since(now))?;
             self.stats.wakeups += 1;
             for i in 0..self.rx.len() {
@@ -215,8 +230,6 @@ impl Driver {
                 // Errors are counted by the manager; the loop goes on.
                 let _ = self.manager.handle_datagram(now, &d);
             }
-            self.manager.handle_timeout(now);
-            self.flush();
             if n < self.recv.len() {
                 return Ok(());
             }
@@ -238,7 +251,8 @@ impl Driver {
                 continue;
             };
             for chunk in list.chunks(self.config.batch.max(1)) {
-                let (calls, sent) = send_batch(sock.as_raw_fd(), chunk);
+                let (calls, sent) =
+                    send_batch(sock.as_raw_fd(), chunk, self.config.local.is_unspecified());
                 self.stats.send_calls += calls;
                 self.stats.send_packets += sent as u64;
                 self.stats.send_errors += (chunk.len() - sent) as u64;
@@ -260,7 +274,7 @@ fn sockaddr_v4(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
 
 /// `sendmmsg` of one batch; returns (system calls, datagrams sent). A
 /// datagram the kernel refuses is skipped (BFD tolerates loss), not retried.
-fn send_batch(fd: libc::c_int, list: &[Transmit]) -> (u64, usize) {
+fn send_batch(fd: libc::c_int, list: &[Transmit], set_source: bool) -> (u64, usize) {
     let mut addrs: Vec<libc::sockaddr_in> = list
         .iter()
         .map(|t| match t.peer.remote {
@@ -276,6 +290,9 @@ fn send_batch(fd: libc::c_int, list: &[Transmit]) -> (u64, usize) {
             iov_len: t.len,
         })
         .collect();
+    // One IP_PKTINFO control message per datagram when the socket is bound to
+    // the wildcard address: it picks the session's local address as source.
+    let mut cmsgs: Vec<[u64; 4]> = vec![[0; 4]; if set_source { list.len() } else { 0 }];
     let mut hdrs: Vec<libc::mmsghdr> = (0..list.len())
         .map(|i| {
             // SAFETY: mmsghdr is plain data; all-zero is a valid value.
@@ -284,6 +301,28 @@ fn send_batch(fd: libc::c_int, list: &[Transmit]) -> (u64, usize) {
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             h.msg_hdr.msg_iov = &mut iovs[i];
             h.msg_hdr.msg_iovlen = 1;
+            if let (Some(c), IpAddr::V4(src)) = (cmsgs.get_mut(i), list[i].peer.local) {
+                h.msg_hdr.msg_control = c.as_mut_ptr().cast();
+                // SAFETY: CMSG_SPACE is a pure size computation.
+                h.msg_hdr.msg_controllen =
+                    unsafe { libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) } as _;
+                // SAFETY: the control buffer (32 bytes, 8-aligned) holds one
+                // cmsghdr plus an in_pktinfo, which is what CMSG_SPACE reserved.
+                unsafe {
+                    let cm = libc::CMSG_FIRSTHDR(&h.msg_hdr);
+                    (*cm).cmsg_level = libc::IPPROTO_IP;
+                    (*cm).cmsg_type = libc::IP_PKTINFO;
+                    (*cm).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: 0,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(src).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>(), info);
+                }
+            }
             h
         })
         .collect();

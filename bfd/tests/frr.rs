@@ -3,84 +3,37 @@
 //! underlay plan (198.18.0.1 us, 198.18.0.2 bfdd). Needs root, `ip` and FRR.
 #![cfg(feature = "root-tests")]
 
+mod common;
+
 use bfd::config::SessionConfig;
 use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::{Diagnostic, State};
 use bfd::session::{Event, Status};
 use bfd::udp::{Driver, DriverConfig};
+use common::{NsPair, run};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 const US: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const FRR: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 
-fn run(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Two namespaces, a veth, and bfdd; torn down by Drop (bfdd by PID) even on panic.
 struct Lab {
-    ns_us: String,
-    ns_frr: String,
+    ns: NsPair,
     dir: tempfile::TempDir,
     bfdd: Option<Child>,
 }
 
 impl Lab {
     fn new() -> Lab {
-        let id = format!(
-            "{}x{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        );
-        let lab = Lab {
-            ns_us: format!("bfdus{id}"),
-            ns_frr: format!("bfdfrr{id}"),
+        Lab {
+            ns: NsPair::new("bfd", "198.18.0.1/24", "198.18.0.2/24"),
             dir: tempfile::tempdir().unwrap(),
             bfdd: None,
-        };
-        run(&["ip", "netns", "add", &lab.ns_us]);
-        run(&["ip", "netns", "add", &lab.ns_frr]);
-        let (va, vb) = (format!("bu{id}"), format!("bf{id}"));
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &va,
-            "netns",
-            &lab.ns_us,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &vb,
-            "netns",
-            &lab.ns_frr,
-        ]);
-        for (ns, dev, ip) in [
-            (&lab.ns_us, &va, "198.18.0.1/24"),
-            (&lab.ns_frr, &vb, "198.18.0.2/24"),
-        ] {
-            run(&["ip", "-n", ns, "addr", "add", ip, "dev", dev]);
-            run(&["ip", "-n", ns, "link", "set", dev, "up"]);
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
-        lab
     }
 
     fn start_bfdd(&mut self, tx_ms: u32, rx_ms: u32) {
@@ -101,7 +54,7 @@ impl Lab {
             .args([
                 "netns",
                 "exec",
-                &self.ns_frr,
+                &self.ns.b,
                 "/usr/lib/frr/bfdd",
                 "-f",
                 &p("bfdd.conf"),
@@ -138,7 +91,7 @@ impl Lab {
             .args([
                 "netns",
                 "exec",
-                &self.ns_frr,
+                &self.ns.b,
                 "vtysh",
                 "--vty_socket",
                 d,
@@ -160,10 +113,8 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        // bfdd first (by PID), then the namespaces (NsPair's own Drop).
         self.stop_bfdd();
-        for ns in [&self.ns_us, &self.ns_frr] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
     }
 }
 
@@ -182,11 +133,9 @@ enum Cmd {
 fn spawn_us(ns: &str, cfg: SessionConfig) -> (mpsc::Sender<Cmd>, mpsc::Receiver<Report>) {
     let (ctx, crx) = mpsc::channel::<Cmd>();
     let (stx, srx) = mpsc::channel();
-    let path = format!("/run/netns/{ns}");
+    let ns = ns.to_string();
     std::thread::spawn(move || {
-        let f = std::fs::File::open(&path).unwrap();
-        // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
-        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        common::enter(&ns);
         let mut m = Manager::new(ManagerConfig {
             seed: 5,
             ..Default::default()
@@ -267,7 +216,7 @@ fn interoperates_with_frr_bfdd() {
         required_min_rx: Duration::from_millis(50),
         ..Default::default()
     };
-    let (ctl, st) = spawn_us(&lab.ns_us, cfg);
+    let (ctl, st) = spawn_us(&lab.ns.a, cfg);
 
     // 1. Bring-up and negotiation: our TX = max(our 50, bfdd's RX 100).
     let (_, s, _) = wait_for(&st, Duration::from_secs(15), |s| {
