@@ -329,6 +329,12 @@ impl RaftStorage {
                 None => 0,
             };
             let by_count = current_revision.saturating_sub(keep_revisions);
+            if by_count <= old_floor {
+                // Nothing beyond the count limit that is not already gone.
+                drop(meta);
+                txn.abort().map_err(db_err)?;
+                return Ok(old_floor);
+            }
             let mut new_floor = old_floor;
             let mut hist = txn.open_table(HISTORY).map_err(db_err)?;
             let cutoff = now_ms.saturating_sub(keep_ms);

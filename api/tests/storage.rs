@@ -139,3 +139,42 @@ fn snapshot_carries_the_state_machine_to_another_store() {
     // History before a snapshot is not on this node: watchers must relist below it.
     assert_eq!(loaded.history_floor, 2);
 }
+
+#[test]
+fn history_compaction_never_moves_the_floor_backwards() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, _) = storage::open(dir.path(), &[1]).unwrap();
+    let mut state = State::new();
+    let mut b = s.begin().unwrap();
+    for i in 1..=10u32 {
+        let a = state
+            .apply(&Command::Create {
+                object: Object::LogicalSwitch(LogicalSwitch {
+                    name: format!("s{i}"),
+                    vni: i,
+                    replication: Replication::ServiceNode,
+                }),
+            })
+            .unwrap();
+        b.record_applied(u64::from(i) + 1, Some(&a), &state)
+            .unwrap();
+    }
+    b.commit().unwrap();
+    // (current revision, keep revisions, keep ms, now)
+    assert_eq!(s.compact_history(10, 10, 0, u64::MAX).unwrap(), 0);
+    assert_eq!(s.compact_history(10, 4, 0, u64::MAX).unwrap(), 6);
+    // A larger retention later keeps the floor where it is.
+    assert_eq!(s.compact_history(10, 8, 0, u64::MAX).unwrap(), 6);
+    // Age protection: everything is younger than a day, nothing goes.
+    assert_eq!(
+        s.compact_history(10, 0, 86_400_000, storage::now_ms())
+            .unwrap(),
+        6
+    );
+    assert_eq!(s.history_after(5, 100).unwrap(), Err(6));
+    let rest = s.history_after(6, 100).unwrap().unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.revision).collect::<Vec<_>>(),
+        [7, 8, 9, 10]
+    );
+}
