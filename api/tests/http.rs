@@ -154,6 +154,21 @@ fn crud_validation_and_references() {
     assert_eq!(s, 201, "{v}");
     let (s, _) = json(a, "GET", "/v1/remote-macs/web/02:00:00:00:00:01", None);
     assert_eq!(s, 200);
+    // MACs in paths are case-insensitive, like in bodies.
+    let (s, v) = json(
+        a,
+        "POST",
+        "/v1/remote-macs",
+        Some(r#"{"logical_switch":"web","mac":"02:AA:00:00:00:0B","transport_node":"hv1"}"#),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["value"]["object"]["spec"]["mac"], "02:aa:00:00:00:0b");
+    for path in [
+        "/v1/remote-macs/web/02:aa:00:00:00:0b",
+        "/v1/remote-macs/web/02:AA:00:00:00:0B",
+    ] {
+        assert_eq!(json(a, "GET", path, None).0, 200, "{path}");
+    }
 
     // Delete policy over HTTP.
     let (s, v) = json(a, "DELETE", "/v1/logical-switches/web", None);

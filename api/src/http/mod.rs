@@ -136,6 +136,20 @@ fn parse_object(kind: Kind, body: &[u8]) -> Result<Object, ApiError> {
     })
 }
 
+/// Path names as keys spell them: a MAC segment may be typed in upper case.
+fn canonical_name(kind: Kind, name: String) -> String {
+    if !matches!(kind, Kind::RemoteMac | Kind::LearnedMac) {
+        return name;
+    }
+    match name.rsplit_once('/') {
+        Some((head, mac)) => match mac.parse::<crate::model::MacAddr>() {
+            Ok(m) => format!("{head}/{m}"),
+            Err(_) => name,
+        },
+        None => name,
+    }
+}
+
 fn written(a: &Applied, key: &Key) -> Written {
     let k = key.to_string();
     Written {
@@ -157,7 +171,7 @@ async fn state(State(app): State<App>) -> Response {
 }
 
 async fn get_one(State(app): State<App>, kind: Kind, Path(name): Path<String>) -> Response {
-    let key = Key::new(kind, name);
+    let key = Key::new(kind, canonical_name(kind, name));
     let found = app.node.state().get(&key).cloned();
     match found {
         Some(s) => Json(s).into_response(),
@@ -202,6 +216,7 @@ async fn put(
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let object = parse_object(kind, &body(b)?)?;
     let key = object.key();
+    let name = canonical_name(kind, name);
     if key.name != name {
         return Err(ApiError::invalid(
             "name",
@@ -231,7 +246,7 @@ async fn delete(
     kind: Kind,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key = Key::new(kind, name);
+    let key = Key::new(kind, canonical_name(kind, name));
     let cmd = if kind.is_observed() {
         Command::DeleteObserved { key }
     } else {
