@@ -18,7 +18,10 @@
 //! Errors are `{error, field, reason, errors: [{field, reason}...]}`: 400 for
 //! a request invalid on its own, 404 for an unknown object or lease, 409 for
 //! a conflict with current state (duplicate key/VNI/IP, unknown reference,
-//! object still referenced), 503 when the store cannot take writes.
+//! object still referenced), 405 for a wrong method, 413 for a body over
+//! 2 MiB, 503 when the store cannot take writes (not the leader, stopped, or
+//! leadership changed before the write committed: re-read to learn the
+//! outcome). MAC segments in paths are case-insensitive.
 
 mod error;
 mod openapi;
