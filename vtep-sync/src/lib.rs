@@ -39,11 +39,15 @@
 
 pub mod client;
 pub mod datum;
+pub mod desired;
 pub mod framing;
 pub mod jsonrpc;
 pub mod liveness;
 pub mod ops;
+pub mod plan;
 pub mod replica;
 pub mod schema;
 pub mod target;
+#[cfg(test)]
+mod testsim;
 pub mod vtep_tables;
