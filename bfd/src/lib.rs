@@ -53,12 +53,16 @@
 //!   `recvmmsg`/`sendmmsg`, and one `ppoll` sleep until the manager's next
 //!   deadline.
 //!
+//! - [`control`]: a cloneable `Handle` (commands through a channel, an
+//!   eventfd to wake the loop) so a daemon's other tasks can add, change and
+//!   read sessions while `Driver::run` owns them.
+//!
 //! Not yet: a socket for BFD inside VXLAN (the frames exist, the socket
-//! does not), IPv6, and a command channel for a long-running daemon (today the
-//! owner calls `run_until` in turns).
+//! does not), IPv6, Demand mode and Echo.
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod deadlines;
 pub mod manager;
 pub mod packet;

@@ -286,6 +286,13 @@ impl Manager {
         self.sessions.values().map(|e| (e.peer, e.session.status()))
     }
 
+    /// Status of every session with its discriminator.
+    pub fn statuses_by_discr(&self) -> impl Iterator<Item = (u32, PeerKey, Status)> + '_ {
+        self.sessions
+            .iter()
+            .map(|(d, e)| (*d, e.peer, e.session.status()))
+    }
+
     /// Number of sessions.
     pub fn len(&self) -> usize {
         self.sessions.len()

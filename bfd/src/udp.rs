@@ -11,13 +11,16 @@
 //! VXLAN needs the frames of [`crate::vxlan`] on a UDP/4789 socket beside the
 //! kernel's own VXLAN devices, which is still to do.
 
-use crate::manager::{Datagram, Encap, Manager, Transmit};
+use crate::control::Control;
+use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
+use crate::session::Event;
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Socket-layer settings.
@@ -154,32 +157,65 @@ impl Driver {
     /// deadline or a datagram, receive in batches, run due sessions, send in
     /// batches. A bad datagram is counted by the manager and dropped.
     pub fn run_until(&mut self, until: Instant) -> io::Result<()> {
+        while self.turn(Some(until), None)? {}
+        Ok(())
+    }
+
+    /// Runs the loop for a daemon until [`crate::control::Handle::stop`] or
+    /// until every handle is dropped: commands from `control` are applied
+    /// between turns and state changes go to `events` (a closed receiver is
+    /// ignored).
+    pub fn run(
+        &mut self,
+        control: &Control,
+        events: &mpsc::Sender<(u32, PeerKey, Event)>,
+    ) -> io::Result<()> {
         loop {
-            let now = Instant::now();
-            self.manager.handle_timeout(now);
-            self.flush();
-            if now >= until {
-                return Ok(());
+            let keep_going = self.turn(None, Some(control.wake_fd()))?;
+            while let Some(e) = self.manager.poll_event() {
+                let _ = events.send(e);
             }
-            let wake = self
-                .manager
-                .poll_timeout()
-                .map_or(until, |t| t + self.config.coalesce)
-                .min(until);
-            self.wait(wake.saturating_duration_since(now))?;
-            self.stats.wakeups += 1;
-            for i in 0..self.rx.len() {
-                self.drain_socket(i)?;
+            if !keep_going || !control.apply(&mut self.manager) {
+                return Ok(());
             }
         }
     }
 
-    fn wait(&self, timeout: Duration) -> io::Result<()> {
+    /// One wake-up: run due sessions, send, sleep until the next deadline (or
+    /// `until`, or `extra_fd` readable), receive. False once `until` passed.
+    fn turn(&mut self, until: Option<Instant>, extra_fd: Option<libc::c_int>) -> io::Result<bool> {
+        let now = Instant::now();
+        self.manager.handle_timeout(now);
+        self.flush();
+        if until.is_some_and(|u| now >= u) {
+            return Ok(false);
+        }
+        let next = self
+            .manager
+            .poll_timeout()
+            .map(|t| t + self.config.coalesce);
+        let wake = match (next, until) {
+            (Some(n), Some(u)) => Some(n.min(u)),
+            (n, u) => n.or(u),
+        };
+        // Without any deadline (no sessions) sleep in slices until a command comes.
+        let timeout = wake.map_or(Duration::from_secs(1), |w| w.saturating_duration_since(now));
+        self.wait(timeout, extra_fd)?;
+        self.stats.wakeups += 1;
+        for i in 0..self.rx.len() {
+            self.drain_socket(i)?;
+        }
+        Ok(true)
+    }
+
+    fn wait(&self, timeout: Duration, extra_fd: Option<libc::c_int>) -> io::Result<()> {
         let mut fds: Vec<libc::pollfd> = self
             .rx
             .iter()
-            .map(|(_, s)| libc::pollfd {
-                fd: s.as_raw_fd(),
+            .map(|(_, s)| s.as_raw_fd())
+            .chain(extra_fd)
+            .map(|fd| libc::pollfd {
+                fd,
                 events: libc::POLLIN,
                 revents: 0,
             })

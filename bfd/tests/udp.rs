@@ -144,3 +144,99 @@ fn gtsm_drops_low_ttl_and_packets_leave_from_the_session_port() {
     ports.insert(from.port());
     assert_eq!(ports.len(), 1, "{ports:?}");
 }
+
+#[test]
+fn a_daemon_drives_the_loop_through_a_handle() {
+    use bfd::control;
+    use bfd::packet::Diagnostic;
+    use bfd::session::Event;
+    let (a_ip, b_ip) = (addr(0x33, 1), addr(0x33, 2));
+    let spawn = |local: Ipv4Addr, seed: u64, port_base: u16| {
+        let m = Manager::new(ManagerConfig {
+            seed,
+            src_port_base: port_base,
+            src_port_count: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
+        let (handle, ctl) = control::channel().unwrap();
+        let (etx, erx) = std::sync::mpsc::channel();
+        let t = std::thread::spawn(move || {
+            d.run(&ctl, &etx).unwrap();
+            d.into_manager()
+        });
+        (handle, erx, t)
+    };
+    let (ha, ea, ta) = spawn(a_ip, 1, 50300);
+    let (hb, _eb, tb) = spawn(b_ip, 2, 50400);
+    // Sessions are added to loops that are already running (and idle).
+    let da = ha
+        .add_session(
+            PeerKey {
+                remote: IpAddr::V4(b_ip),
+                local: IpAddr::V4(a_ip),
+                encap: Encap::SingleHop,
+            },
+            cfg(),
+        )
+        .unwrap();
+    hb.add_session(
+        PeerKey {
+            remote: IpAddr::V4(a_ip),
+            local: IpAddr::V4(b_ip),
+            encap: Encap::SingleHop,
+        },
+        cfg(),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut up = false;
+    while !up && Instant::now() < deadline {
+        if let Ok((d, _, Event::StateChange { to, .. })) =
+            ea.recv_timeout(Duration::from_millis(100))
+        {
+            up = d == da && to == State::Up;
+        }
+    }
+    assert!(up, "A's session came Up");
+    let st = ha.statuses().unwrap();
+    assert_eq!(st.len(), 1);
+    assert_eq!(st[0].0, da);
+    ha.set_params(da, Duration::from_millis(80), Duration::from_millis(80), 3)
+        .unwrap();
+    assert!(
+        ha.set_params(da, Duration::ZERO, Duration::from_millis(80), 3)
+            .is_err()
+    );
+    hb.set_admin_down(
+        hb.statuses().unwrap()[0].0,
+        Diagnostic::AdministrativelyDown,
+    )
+    .unwrap();
+    let down = std::iter::from_fn(|| ea.recv_timeout(Duration::from_secs(3)).ok()).find_map(
+        |(
+            _,
+            _,
+            Event::StateChange {
+                to,
+                diag,
+                remote_diag,
+                ..
+            },
+        )| (to == State::Down).then_some((diag, remote_diag)),
+    );
+    assert_eq!(
+        down,
+        Some((
+            Diagnostic::NeighborSignaledSessionDown,
+            Diagnostic::AdministrativelyDown
+        ))
+    );
+    assert!(ha.remove_session(da).unwrap());
+    ha.stop().unwrap();
+    drop(hb); // dropping every handle also ends a loop
+    assert!(ta.join().unwrap().is_empty());
+    assert_eq!(tb.join().unwrap().len(), 1);
+    assert!(ha.statuses().is_err(), "the loop is gone");
+}
