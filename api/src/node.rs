@@ -437,9 +437,10 @@ impl Loop {
         // Time-dependent commands carry the leader's clock so apply stays deterministic.
         let now = now_ms();
         let cmd = match cmd {
-            Command::GrantLease { ttl_ms, .. } => Command::GrantLease {
+            Command::GrantLease { ttl_ms, owner, .. } => Command::GrantLease {
                 ttl_ms,
                 now_ms: now,
+                owner,
             },
             Command::RenewLease { id, .. } => Command::RenewLease { id, now_ms: now },
             Command::ExpireLeases { .. } => Command::ExpireLeases { now_ms: now },

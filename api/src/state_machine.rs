@@ -84,6 +84,11 @@ pub enum Command {
         ttl_ms: u64,
         /// Leader's wall clock, ms since the Unix epoch.
         now_ms: u64,
+        /// Transport node the lease belongs to (a `node` token's node), so
+        /// only that node may write under, renew or revoke it; `None` for
+        /// leases an admin granted.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        owner: Option<String>,
     },
     /// Push a lease's expiry to `now_ms + ttl`.
     RenewLease {
@@ -119,6 +124,9 @@ pub struct Lease {
     pub ttl_ms: u64,
     /// Expiry, ms since the Unix epoch (leader's clock).
     pub expires_at_ms: u64,
+    /// Transport node that may use it (see [`Command::GrantLease`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// Why a command was refused; maps to an HTTP status.
@@ -347,7 +355,11 @@ impl State {
                 self.remove(&mut tx, key);
                 None
             }
-            Command::GrantLease { ttl_ms, now_ms } => {
+            Command::GrantLease {
+                ttl_ms,
+                now_ms,
+                owner,
+            } => {
                 if !(MIN_LEASE_TTL_MS..=MAX_LEASE_TTL_MS).contains(ttl_ms) {
                     return Err(ApplyError::invalid(
                         "ttl_ms",
@@ -358,6 +370,7 @@ impl State {
                     id: self.next_lease,
                     ttl_ms: *ttl_ms,
                     expires_at_ms: now_ms.saturating_add(*ttl_ms),
+                    owner: owner.clone(),
                 };
                 self.next_lease += 1;
                 self.leases.insert(l.id, l.clone());

@@ -27,12 +27,16 @@ fn status(switch: &str) -> Object {
 }
 
 async fn grant(node: &Node, ttl_ms: u64) -> u64 {
-    node.propose(Command::GrantLease { ttl_ms, now_ms: 0 })
-        .await
-        .unwrap()
-        .lease
-        .unwrap()
-        .id
+    node.propose(Command::GrantLease {
+        ttl_ms,
+        now_ms: 0,
+        owner: None,
+    })
+    .await
+    .unwrap()
+    .lease
+    .unwrap()
+    .id
 }
 
 #[tokio::test]

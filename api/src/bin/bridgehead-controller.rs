@@ -2,13 +2,18 @@
 //!
 //! Prints `listening on ADDR` on stdout once the socket is bound, so tests
 //! and scripts can use `--listen 127.0.0.1:0`.
+//!
+//! Authentication is on by default: `--tokens FILE` (format in
+//! `api::http::auth`, re-read on SIGHUP). Without it the controller refuses
+//! to start unless `--insecure-no-auth` says so explicitly.
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use api::http::{HttpConfig, router};
+use api::http::{Auth, HttpConfig, router};
 use api::node::{Node, NodeConfig, Retention};
 use clap::Parser;
 
@@ -34,6 +39,12 @@ struct Args {
     /// Default interval of watch progress bookmarks, in ms.
     #[arg(long, default_value_t = 5000)]
     progress_ms: u64,
+    /// Bearer tokens with roles (TOML, see the api crate docs); re-read on SIGHUP.
+    #[arg(long, env = "BRIDGEHEAD_TOKENS")]
+    tokens: Option<PathBuf>,
+    /// Serve without authentication: every caller is admin. Only for labs.
+    #[arg(long, conflicts_with = "tokens")]
+    insecure_no_auth: bool,
 }
 
 #[tokio::main]
@@ -46,6 +57,26 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let auth = match (&args.tokens, args.insecure_no_auth) {
+        (Some(path), _) => {
+            let a = Auth::from_file(path)?;
+            Some(Arc::new(a))
+        }
+        (None, true) => {
+            tracing::warn!("authentication is OFF (--insecure-no-auth): every caller is admin");
+            None
+        }
+        (None, false) => anyhow::bail!(
+            "refusing to serve without authentication: give --tokens FILE, or --insecure-no-auth for a lab"
+        ),
+    };
+    if let Some(a) = &auth {
+        // Installed before the socket is announced: SIGHUP's default action
+        // would end the process.
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        tokio::spawn(reload_on_sighup(a.clone(), hup));
+    }
     let mut cfg = NodeConfig::single(&args.data_dir);
     cfg.retention = Retention {
         revisions: args.history_revisions,
@@ -58,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
         node.clone(),
         HttpConfig {
             progress_every: Duration::from_millis(args.progress_ms),
+            auth,
         },
     );
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -84,6 +116,16 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     node.shutdown();
     Ok(())
+}
+
+/// Re-reads the tokens file on each SIGHUP; a bad file keeps the old tokens.
+async fn reload_on_sighup(auth: Arc<Auth>, mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        match auth.reload() {
+            Ok(n) => tracing::info!(tokens = n, "tokens reloaded"),
+            Err(e) => tracing::error!(error = %e, "tokens reload failed; keeping the old tokens"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM, so systemd stops the controller cleanly.

@@ -22,22 +22,30 @@
 //! 2 MiB, 503 when the store cannot take writes (not the leader, stopped, or
 //! leadership changed before the write committed: re-read to learn the
 //! outcome). MAC segments in paths are case-insensitive.
+//!
+//! Every path except `/healthz`, `/readyz`, `/metrics` and `/openapi.json`
+//! needs `Authorization: Bearer TOKEN` ([`auth`]: roles admin, node,
+//! reader); 401 for a missing or unknown token, 403 for a role that may not
+//! do the request. Leases carry the node that was granted them (`owner`).
 
+pub mod auth;
 mod error;
 mod openapi;
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
+pub use auth::{Auth, Caller, Role};
 pub use error::ApiError;
 
 use crate::model::{Key, Kind, LeaseId, Object, Stored};
@@ -49,12 +57,15 @@ use crate::state_machine::{Applied, Command, Lease};
 pub struct HttpConfig {
     /// Default interval of watch progress bookmarks.
     pub progress_every: Duration,
+    /// Bearer tokens; `None` serves everyone as admin (`--insecure-no-auth`).
+    pub auth: Option<Arc<Auth>>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             progress_every: Duration::from_secs(5),
+            auth: None,
         }
     }
 }
@@ -87,8 +98,9 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
         let coll = if kind.is_observed() {
             get(move |s: State<App>| list(s, kind))
         } else {
-            get(move |s: State<App>| list(s, kind))
-                .post(move |s: State<App>, b: BodyResult| create(s, kind, b))
+            get(move |s: State<App>| list(s, kind)).post(
+                move |s: State<App>, c: Extension<Caller>, b: BodyResult| create(s, c, kind, b),
+            )
         };
         r = r.route(&base, coll);
         r = r.route(
@@ -96,11 +108,16 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
             get(move |s: State<App>, p: Path<String>| get_one(s, kind, p))
                 .put(
                     move |s: State<App>,
+                          c: Extension<Caller>,
                           p: Path<String>,
                           q: QueryResult<LeaseQuery>,
-                          b: BodyResult| { put(s, kind, p, q, b) },
+                          b: BodyResult| { put(s, c, kind, p, q, b) },
                 )
-                .delete(move |s: State<App>, p: Path<String>| delete(s, kind, p)),
+                .delete(
+                    move |s: State<App>, c: Extension<Caller>, p: Path<String>| {
+                        delete(s, c, kind, p)
+                    },
+                ),
         );
     }
     r.route("/v1/leases", get(list_leases).post(grant))
@@ -122,6 +139,10 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
                 )],
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            cfg.auth.clone(),
+            auth::authenticate,
+        ))
         .with_state(App { node, cfg })
 }
 
@@ -182,7 +203,13 @@ async fn get_one(State(app): State<App>, kind: Kind, Path(name): Path<String>) -
     }
 }
 
-async fn create(State(app): State<App>, kind: Kind, b: BodyResult) -> Result<Response, ApiError> {
+async fn create(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    kind: Kind,
+    b: BodyResult,
+) -> Result<Response, ApiError> {
+    caller.require_admin()?;
     let object = parse_object(kind, &body(b)?)?;
     let key = object.key();
     let a = app.node.propose(Command::Create { object }).await?;
@@ -211,11 +238,17 @@ struct LeaseQuery {
 
 async fn put(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     kind: Kind,
     Path(name): Path<String>,
     q: QueryResult<LeaseQuery>,
     b: BodyResult,
 ) -> Result<Response, ApiError> {
+    if kind.is_observed() {
+        caller.require_writer()?;
+    } else {
+        caller.require_admin()?;
+    }
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let object = parse_object(kind, &body(b)?)?;
     let key = object.key();
@@ -230,6 +263,14 @@ async fn put(
         let lease = q
             .lease
             .ok_or_else(|| ApiError::invalid("lease", "observed state needs ?lease=ID"))?;
+        caller.may_write_observed(&object)?;
+        // Lease ids are never reused and owners never change, so checking
+        // before proposing is as good as checking at apply time; a lease
+        // revoked meanwhile makes the proposal fail with 404.
+        let l = app.node.state().lease(lease).cloned();
+        if let Some(l) = l {
+            caller.may_use_lease(&l)?;
+        }
         Command::PutObserved { object, lease }
     } else {
         if q.lease.is_some() {
@@ -246,13 +287,18 @@ async fn put(
 
 async fn delete(
     State(app): State<App>,
+    Extension(caller): Extension<Caller>,
     kind: Kind,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let key = Key::new(kind, canonical_name(kind, name));
     let cmd = if kind.is_observed() {
+        caller.require_writer()?;
+        let stored = app.node.state().get(&key).map(|s| s.object.clone());
+        caller.may_delete_observed(&key, stored.as_ref())?;
         Command::DeleteObserved { key }
     } else {
+        caller.require_admin()?;
         Command::Delete { key }
     };
     let a = app.node.propose(cmd).await?;
@@ -275,20 +321,42 @@ fn lease_id(s: &str) -> Result<LeaseId, ApiError> {
         .map_err(|_| ApiError::invalid("id", "lease id must be an unsigned integer"))
 }
 
-async fn grant(State(app): State<App>, b: BodyResult) -> Result<Response, ApiError> {
+/// Checks that the caller may renew or revoke lease `id` (if it exists: otherwise the proposal answers 404).
+fn check_lease_owner(app: &App, caller: &Caller, id: LeaseId) -> Result<(), ApiError> {
+    caller.require_writer()?;
+    let l = app.node.state().lease(id).cloned();
+    match l {
+        Some(l) => caller.may_use_lease(&l),
+        None => Ok(()),
+    }
+}
+
+async fn grant(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    b: BodyResult,
+) -> Result<Response, ApiError> {
+    caller.require_writer()?;
     let g: GrantBody = ApiError::parse(&body(b)?)?;
     let a = app
         .node
         .propose(Command::GrantLease {
             ttl_ms: g.ttl_ms,
             now_ms: 0,
+            owner: caller.lease_owner(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(a.lease)).into_response())
 }
 
-async fn renew(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn renew(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_writer()?;
     let id = lease_id(&id)?;
+    check_lease_owner(&app, &caller, id)?;
     let a = app
         .node
         .propose(Command::RenewLease { id, now_ms: 0 })
@@ -296,8 +364,14 @@ async fn renew(State(app): State<App>, Path(id): Path<String>) -> Result<Respons
     Ok(Json(a.lease).into_response())
 }
 
-async fn revoke(State(app): State<App>, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn revoke(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    caller.require_writer()?;
     let id = lease_id(&id)?;
+    check_lease_owner(&app, &caller, id)?;
     let a = app.node.propose(Command::RevokeLease { id }).await?;
     Ok(Json(Written {
         revision: a.revision,

@@ -326,6 +326,7 @@ fn desired_and_observed_commands_do_not_mix() {
         .apply(&Command::GrantLease {
             ttl_ms: 1000,
             now_ms: 0,
+            owner: None,
         })
         .unwrap();
     let id = g.lease.unwrap().id;
@@ -366,6 +367,7 @@ fn leases_expire_with_their_observed_state() {
         s.apply(&Command::GrantLease {
             ttl_ms: ttl,
             now_ms: 1_000,
+            owner: None,
         })
         .unwrap()
         .lease
@@ -433,6 +435,7 @@ fn moving_observed_key_to_another_lease_detaches_it() {
         s.apply(&Command::GrantLease {
             ttl_ms: 1_000,
             now_ms: 0,
+            owner: None,
         })
         .unwrap()
         .lease
@@ -465,6 +468,7 @@ fn refresh_gives_full_ttl() {
         .apply(&Command::GrantLease {
             ttl_ms: 1_000,
             now_ms: 0,
+            owner: None,
         })
         .unwrap()
         .lease
@@ -480,7 +484,8 @@ fn lease_ttl_bounds() {
         assert!(matches!(
             s.apply(&Command::GrantLease {
                 ttl_ms: ttl,
-                now_ms: 0
+                now_ms: 0,
+                owner: None,
             }),
             Err(ApplyError::Invalid(_))
         ));
@@ -494,6 +499,7 @@ fn image_round_trip_is_identical_and_deterministic() {
         .apply(&Command::GrantLease {
             ttl_ms: 1_000,
             now_ms: 0,
+            owner: None,
         })
         .unwrap()
         .lease

@@ -16,12 +16,19 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// Starts the binary on `data_dir`, listening on a free loopback port.
+    /// Starts the binary on `data_dir`, listening on a free loopback port;
+    /// without `--tokens` in `extra` it runs with `--insecure-no-auth`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Controller {
+        let insecure: &[&str] = if extra.contains(&"--tokens") {
+            &[]
+        } else {
+            &["--insecure-no-auth"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_bridgehead-controller"))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--listen", "127.0.0.1:0"])
+            .args(insecure)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -62,6 +69,13 @@ impl Drop for Controller {
 }
 
 fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool, Option<usize>)> {
+    read_head_with(r, &mut Vec::new())
+}
+
+fn read_head_with(
+    r: &mut BufReader<TcpStream>,
+    headers: &mut Vec<(String, String)>,
+) -> std::io::Result<(u16, bool, Option<usize>)> {
     let mut status_line = String::new();
     r.read_line(&mut status_line)?;
     let status: u16 = status_line
@@ -77,6 +91,9 @@ fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool, Option
         let h = h.trim_end();
         if h.is_empty() {
             break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
         let lower = h.to_ascii_lowercase();
         if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
@@ -111,15 +128,104 @@ fn send(
     path: &str,
     body: Option<&str>,
 ) -> std::io::Result<BufReader<TcpStream>> {
+    send_with(addr, method, path, body, &[])
+}
+
+fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<BufReader<TcpStream>> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(20)))?;
     let body = body.unwrap_or("");
+    let mut extra = String::new();
+    for (k, v) in headers {
+        extra.push_str(&format!("{k}: {v}\r\n"));
+    }
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
         body.len()
     )?;
     Ok(BufReader::new(s))
+}
+
+/// A whole answer: status, headers (names lower-cased) and body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The first header of that (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (a string value if it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| serde_json::Value::String(self.body.clone()))
+    }
+}
+
+/// One request with extra headers (e.g. `authorization`).
+pub fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> std::io::Result<Answer> {
+    let mut r = send_with(addr, method, path, body, headers)?;
+    let mut hs = Vec::new();
+    let (status, chunked, len) = read_head_with(&mut r, &mut hs)?;
+    let out = read_body(&mut r, chunked, len)?;
+    Ok(Answer {
+        status,
+        headers: hs,
+        body: String::from_utf8_lossy(&out).into_owned(),
+    })
+}
+
+/// One request with a bearer token; returns (status, JSON body).
+pub fn json_as(
+    addr: SocketAddr,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let auth = format!("Bearer {token}");
+    let a = request_with(addr, method, path, body, &[("Authorization", &auth)]).expect("request");
+    (a.status, a.json())
+}
+
+fn read_body(
+    r: &mut BufReader<TcpStream>,
+    chunked: bool,
+    len: Option<usize>,
+) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    if chunked {
+        while let Some(c) = read_chunk(r)? {
+            out.extend(c);
+        }
+    } else if let Some(n) = len {
+        out.resize(n, 0);
+        r.read_exact(&mut out)?;
+    } else {
+        r.read_to_end(&mut out)?;
+    }
+    Ok(out)
 }
 
 /// One request; returns (status, body).
@@ -131,17 +237,7 @@ pub fn request(
 ) -> std::io::Result<(u16, String)> {
     let mut r = send(addr, method, path, body)?;
     let (status, chunked, len) = read_head(&mut r)?;
-    let mut out = Vec::new();
-    if chunked {
-        while let Some(c) = read_chunk(&mut r)? {
-            out.extend(c);
-        }
-    } else if let Some(n) = len {
-        out.resize(n, 0);
-        r.read_exact(&mut out)?;
-    } else {
-        r.read_to_end(&mut out)?;
-    }
+    let out = read_body(&mut r, chunked, len)?;
     Ok((status, String::from_utf8_lossy(&out).into_owned()))
 }
 
@@ -168,7 +264,13 @@ pub struct WatchStream {
 
 impl WatchStream {
     pub fn open(addr: SocketAddr, query: &str) -> WatchStream {
-        let mut r = send(addr, "GET", &format!("/v1/watch?{query}"), None).expect("watch");
+        WatchStream::open_with(addr, query, &[])
+    }
+
+    /// Like [`WatchStream::open`] with extra headers.
+    pub fn open_with(addr: SocketAddr, query: &str, headers: &[(&str, &str)]) -> WatchStream {
+        let mut r =
+            send_with(addr, "GET", &format!("/v1/watch?{query}"), None, headers).expect("watch");
         let (status, chunked, _) = read_head(&mut r).expect("head");
         assert_eq!(status, 200);
         assert!(chunked);
