@@ -57,8 +57,11 @@
 //!   eventfd to wake the loop) so a daemon's other tasks can add, change and
 //!   read sessions while `Driver::run` owns them.
 //!
-//! Not yet: a socket for BFD inside VXLAN (the frames exist, the socket
-//! does not), IPv6, Demand mode and Echo.
+//! - [`vxlan_link`]: BFD inside VXLAN through a kernel VNI 0 device per
+//!   switch and an `AF_PACKET` socket carrying the inner frames of [`vxlan`].
+//!
+//! Not yet: IPv6, Demand mode and Echo, and a test against a real OVS /
+//! ovs-vtep BFD peer (the VXLAN path is tested between two of our own ends).
 
 pub mod auth;
 pub mod config;
@@ -70,4 +73,5 @@ pub mod session;
 pub mod timers;
 pub mod udp;
 pub mod vxlan;
+pub mod vxlan_link;
 pub mod wire;

@@ -7,14 +7,14 @@
 //! `recvmmsg`/`sendmmsg`, a batch per system call. The only clock reads of
 //! the crate are here.
 //!
-//! IPv4 only, and no VXLAN socket yet: BFD in
-//! VXLAN needs the frames of [`crate::vxlan`] on a UDP/4789 socket beside the
-//! kernel's own VXLAN devices, which is still to do.
+//! IPv4 only. BFD inside VXLAN goes through kernel VNI 0 devices attached
+//! with [`Driver::attach_vxlan`] (see [`crate::vxlan_link`]).
 
 use crate::control::Control;
 use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
 use crate::session::Event;
+use crate::vxlan_link::VxlanLink;
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -76,6 +76,7 @@ pub struct Driver {
     tx: BTreeMap<u16, UdpSocket>,
     recv: RecvBatch,
     stats: IoStats,
+    vxlan: Vec<VxlanLink>,
 }
 
 fn setsockopt_int(
@@ -130,7 +131,16 @@ impl Driver {
             tx,
             recv,
             stats: IoStats::default(),
+            vxlan: Vec::new(),
         })
+    }
+
+    /// Serves BFD inside VXLAN to `remote` through the VNI 0 device `ifname`
+    /// (see [`crate::vxlan_link`]); sessions with `Encap::Vxlan` and that
+    /// remote then use it.
+    pub fn attach_vxlan(&mut self, ifname: &str, remote: IpAddr) -> io::Result<()> {
+        self.vxlan.push(VxlanLink::open(ifname, remote)?);
+        Ok(())
     }
 
     /// The manager, to read status.
@@ -205,6 +215,9 @@ impl Driver {
         for i in 0..self.rx.len() {
             self.drain_socket(i)?;
         }
+        for i in 0..self.vxlan.len() {
+            self.drain_vxlan(i)?;
+        }
         Ok(true)
     }
 
@@ -213,6 +226,7 @@ impl Driver {
             .rx
             .iter()
             .map(|(_, s)| s.as_raw_fd())
+            .chain(self.vxlan.iter().map(VxlanLink::raw_fd))
             .chain(extra_fd)
             .map(|fd| libc::pollfd {
                 fd,
@@ -272,13 +286,45 @@ impl Driver {
         }
     }
 
-    /// Sends everything queued, one `sendmmsg` per source port and batch.
+    fn drain_vxlan(&mut self, i: usize) -> io::Result<()> {
+        let mut buf = [0u8; MAX_LEN];
+        while let Some(got) = self.vxlan[i].recv(&mut buf)? {
+            let Some((ttl, n)) = got else { continue };
+            self.stats.recv_calls += 1;
+            self.stats.recv_packets += 1;
+            let d = Datagram {
+                remote: self.vxlan[i].remote,
+                local: IpAddr::V4(self.config.local),
+                ttl: Some(ttl),
+                encap: Encap::Vxlan,
+                payload: &buf[..n],
+            };
+            let _ = self.manager.handle_datagram(Instant::now(), &d);
+        }
+        Ok(())
+    }
+
+    /// Sends everything queued, one `sendmmsg` per source port and batch;
+    /// VXLAN sessions go out on their device one frame at a time.
     fn flush(&mut self) {
         if self.manager.pending_transmits() == 0 {
             return;
         }
         let mut by_port: BTreeMap<u16, Vec<Transmit>> = BTreeMap::new();
         while let Some(t) = self.manager.poll_transmit() {
+            if t.peer.encap == Encap::Vxlan {
+                self.stats.send_calls += 1;
+                match self
+                    .vxlan
+                    .iter()
+                    .find(|l| l.remote == t.peer.remote)
+                    .map(|l| l.send(&t))
+                {
+                    Some(Ok(())) => self.stats.send_packets += 1,
+                    _ => self.stats.send_errors += 1,
+                }
+                continue;
+            }
             by_port.entry(t.src_port).or_default().push(t);
         }
         for (port, list) in by_port {
