@@ -62,6 +62,13 @@ pub enum Problem {
     NexthopIdsExhausted(Ipv4Addr),
 }
 
+impl Problem {
+    /// True for states that are normal for a while (nothing to warn about).
+    pub fn is_expected(&self) -> bool {
+        false
+    }
+}
+
 /// The outcome of a diff: actions in a safe order, plus what cannot be done.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {

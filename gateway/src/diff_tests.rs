@@ -114,6 +114,7 @@ fn converged_source() -> Observed {
             permanent: true,
         }],
         nexthops: vec![],
+        learned: vec![],
     }
 }
 

@@ -24,8 +24,10 @@ use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, LinkVxlan};
 use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT};
 use crate::diff::Action;
 use crate::kernel_msgs::{
-    fdb_from, fdb_message, libc_eopnotsupp, link_from, neigh_from, neigh_message, port_fdb_message,
+    bridge_fdb_from, fdb_from, fdb_message, libc_eopnotsupp, link_from, neigh_from, neigh_message,
+    port_fdb_message,
 };
+use crate::learning::{BridgeFdbEntry, EntryOrigin};
 use crate::message::KernelMessage;
 use crate::nexthop::{NexthopMessage, RTNLGRP_NEXTHOP};
 use crate::observed::{FdbDst, LinkKind, Observed, ObservedNexthop, ObservedPortFdb};
@@ -96,9 +98,50 @@ impl KernelError {
     }
 }
 
-/// Notifications from the kernel; their content does not matter, any one
-/// means "something changed: re-dump".
+/// Notifications from the kernel; see [`classify`] for what each one means.
 pub type Notifications = UnboundedReceiver<(NetlinkMessage<KernelMessage>, SocketAddr)>;
+
+/// A bridge FDB change carried by a notification, for the learning tracker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdbNotice {
+    /// `RTM_NEWNEIGH`.
+    New(BridgeFdbEntry),
+    /// `RTM_DELNEIGH`.
+    Del(BridgeFdbEntry),
+}
+
+/// What one notification means to the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Notice {
+    /// The bridge FDB entry it adds or removes, if it is one.
+    pub fdb: Option<FdbNotice>,
+    /// Whether it can concern an object the reconciler manages. Learned
+    /// (dynamic) bridge entries never do: they only feed learning, so a busy
+    /// physical segment does not cause a full re-dump per learned MAC.
+    pub needs_pass: bool,
+}
+
+/// Reads one notification: anything but a learned bridge FDB entry may have
+/// touched our objects and asks for a (debounced) pass.
+pub fn classify(msg: &NetlinkMessage<KernelMessage>) -> Notice {
+    let fdb = match &msg.payload {
+        NetlinkPayload::InnerMessage(KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(
+            n,
+        ))) => bridge_fdb_from(n).map(FdbNotice::New),
+        NetlinkPayload::InnerMessage(KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(
+            n,
+        ))) => bridge_fdb_from(n).map(FdbNotice::Del),
+        _ => None,
+    };
+    let learned = matches!(
+        fdb,
+        Some(FdbNotice::New(e) | FdbNotice::Del(e)) if e.origin == EntryOrigin::Learned
+    );
+    Notice {
+        fdb,
+        needs_pass: !learned,
+    }
+}
 
 /// Owner of the request connection. Not `Clone` on purpose: one task owns it.
 #[derive(Debug)]
@@ -219,6 +262,10 @@ impl Kernel {
             .await?
         {
             if let KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(n)) = m {
+                if let Some(e) = bridge_fdb_from(&n).filter(|e| e.origin == EntryOrigin::Learned) {
+                    obs.learned.push(e);
+                    continue;
+                }
                 // Bridge entries come without NTF_SELF (and with NDA_MASTER);
                 // `static` ones are NUD_NOARP, learned ones REACHABLE/STALE.
                 let static_master = !n.header.flags.contains(NeighbourFlags::Own)
@@ -543,5 +590,75 @@ impl Kernel {
             }
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::neighbour::NeighbourAttribute;
+
+    fn notification(new: bool, state: NeighbourState, flags: NeighbourFlags) -> Notice {
+        let mut n = NeighbourMessage::default();
+        n.header.family = AddressFamily::Bridge;
+        n.header.ifindex = 7;
+        n.header.state = state;
+        n.header.flags = flags;
+        n.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(vec![2, 0, 0, 0, 0, 1]));
+        n.attributes.push(NeighbourAttribute::Controller(9));
+        let m = if new {
+            RouteNetlinkMessage::NewNeighbour(n)
+        } else {
+            RouteNetlinkMessage::DelNeighbour(n)
+        };
+        classify(&NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(KernelMessage::Route(m)),
+        ))
+    }
+
+    #[test]
+    fn learned_entries_feed_learning_only() {
+        let none = NeighbourFlags::empty();
+        let n = notification(true, NeighbourState::Reachable, none);
+        assert!(!n.needs_pass);
+        let Some(FdbNotice::New(e)) = n.fdb else {
+            panic!("{n:?}")
+        };
+        assert_eq!(
+            (e.port, e.master, e.origin),
+            (7, Some(9), EntryOrigin::Learned)
+        );
+        let n = notification(false, NeighbourState::Stale, none);
+        assert!(!n.needs_pass && matches!(n.fdb, Some(FdbNotice::Del(_))));
+        // Our static entries, the bridge's local ones and VXLAN self entries need a pass.
+        for (state, flags, origin) in [
+            (NeighbourState::Noarp, none, EntryOrigin::Static),
+            (NeighbourState::Permanent, none, EntryOrigin::Permanent),
+            (
+                NeighbourState::Permanent,
+                NeighbourFlags::Own,
+                EntryOrigin::Device,
+            ),
+        ] {
+            let n = notification(false, state, flags);
+            assert!(n.needs_pass);
+            assert!(matches!(n.fdb, Some(FdbNotice::Del(e)) if e.origin == origin));
+        }
+        // Anything else (links, IPv4 neighbours, nexthops) needs a pass.
+        let link = classify(&NetlinkMessage::new(
+            NetlinkHeader::default(),
+            NetlinkPayload::InnerMessage(KernelMessage::Route(RouteNetlinkMessage::NewLink(
+                LinkMessage::default(),
+            ))),
+        ));
+        assert_eq!(
+            link,
+            Notice {
+                fdb: None,
+                needs_pass: true
+            }
+        );
     }
 }

@@ -14,6 +14,7 @@ use netlink_packet_route::neighbour::{
 };
 use rtnetlink::packet_core::{DefaultNla, Nla};
 
+use crate::learning::{BridgeFdbEntry, EntryOrigin};
 use crate::mac::MacAddr;
 use crate::observed::{FdbDst, LinkKind, ObservedFdb, ObservedLink, ObservedNeigh, VxlanParams};
 
@@ -178,6 +179,40 @@ pub(crate) fn fdb_from(n: &NeighbourMessage) -> Option<ObservedFdb> {
         ifindex: n.header.ifindex,
         mac: mac?,
         dst,
+    })
+}
+
+/// Reads an AF_BRIDGE FDB entry (dump entry or notification) for the learning
+/// tracker. `fdb_to_nud()` in the bridge driver reports local entries as
+/// NUD_PERMANENT, `static` ones as NUD_NOARP and learned ones as
+/// NUD_REACHABLE or NUD_STALE; the port device's own entries carry NTF_SELF.
+pub(crate) fn bridge_fdb_from(n: &NeighbourMessage) -> Option<BridgeFdbEntry> {
+    if n.header.family != AddressFamily::Bridge {
+        return None;
+    }
+    let mut mac = None;
+    let mut master = None;
+    for a in &n.attributes {
+        match a {
+            NeighbourAttribute::LinkLayerAddress(b) => mac = MacAddr::from_slice(b),
+            NeighbourAttribute::Controller(m) => master = Some(*m),
+            _ => {}
+        }
+    }
+    let origin = if n.header.flags.contains(NeighbourFlags::Own) {
+        EntryOrigin::Device
+    } else {
+        match n.header.state {
+            NeighbourState::Permanent => EntryOrigin::Permanent,
+            NeighbourState::Noarp => EntryOrigin::Static,
+            _ => EntryOrigin::Learned,
+        }
+    };
+    Some(BridgeFdbEntry {
+        port: n.header.ifindex,
+        master,
+        mac: mac?,
+        origin,
     })
 }
 

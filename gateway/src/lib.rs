@@ -25,7 +25,13 @@
 //! - [`nexthop`]: the `RTM_*NEXTHOP` wire format, which netlink-packet-route lacks.
 //! - [`message`]: the netlink message type of our connection (route messages + nexthops).
 //! - [`netns`]: run a thread inside a named network namespace before any runtime exists.
-//! - [`reconciler`]: the loop.
+//! - [`reconciler`]: the loop. It reads each notification ([`kernel::classify`]):
+//!   learned (dynamic) bridge FDB entries only feed learning, everything else
+//!   asks for a debounced pass.
+//! - [`learning`]: sans-IO learned-MAC tracker: dynamic bridge FDB entries on
+//!   the local (non-VXLAN) ports of our bridges become `Learned` /
+//!   `Withdrawn` events, from each pass's dump (the truth) and from
+//!   `RTM_NEWNEIGH`/`RTM_DELNEIGH` notifications (the latency).
 //!
 //! Kernel objects per logical switch (VNI): a bridge `bhbr<vni>`; a VXLAN device
 //! `bhvx<vni>` (local tunnel IP, dstport 4789, nolearning, bound to the underlay
@@ -46,6 +52,7 @@ pub mod diff;
 mod diff_tests;
 pub mod kernel;
 mod kernel_msgs;
+pub mod learning;
 pub mod mac;
 pub mod message;
 pub mod netns;

@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::learning::BridgeFdbEntry;
 use crate::mac::MacAddr;
 
 /// The kind of a link as far as reconciliation cares.
@@ -131,6 +132,8 @@ pub struct Observed {
     pub neighbours: Vec<ObservedNeigh>,
     /// Nexthop objects (empty where the kernel has none).
     pub nexthops: Vec<ObservedNexthop>,
+    /// Dynamic (learned) bridge FDB entries on any bridge, for [`crate::learning`].
+    pub learned: Vec<BridgeFdbEntry>,
 }
 
 impl Observed {

@@ -7,12 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, sleep_until};
 
 use crate::desired::{DesiredError, DesiredNode};
 use crate::diff::{Action, Problem, diff};
-use crate::kernel::{Kernel, KernelError};
+use crate::kernel::{FdbNotice, Kernel, KernelError, classify};
+use crate::learning::{LearnEvent, LearnedMacs, Topology};
+use crate::observed::Observed;
 
 /// Timing of the loop.
 #[derive(Debug, Clone, Copy)]
@@ -78,20 +80,35 @@ pub async fn reconcile_once(
     kernel: &mut Kernel,
     desired: &DesiredNode,
 ) -> Result<PassReport, KernelError> {
+    pass(kernel, desired).await.map(|(report, _)| report)
+}
+
+/// A pass that also returns the snapshot it started from (for learning and
+/// metrics). An invalid desired state still dumps, so learning goes on, but
+/// nothing is applied.
+async fn pass(
+    kernel: &mut Kernel,
+    desired: &DesiredNode,
+) -> Result<(PassReport, Observed), KernelError> {
     let invalid = desired.validate();
+    let observed = kernel.dump().await?;
     if !invalid.is_empty() {
         for e in &invalid {
             tracing::error!(error = %e, "desired state invalid; kernel left as is");
         }
-        return Ok(PassReport {
+        let report = PassReport {
             invalid,
             ..Default::default()
-        });
+        };
+        return Ok((report, observed));
     }
-    let observed = kernel.dump().await?;
     let plan = diff(desired, &observed);
     for p in &plan.problems {
-        tracing::warn!(problem = %p, "cannot realise part of the desired state");
+        if p.is_expected() {
+            tracing::debug!(problem = %p, "part of the desired state not realisable yet");
+        } else {
+            tracing::warn!(problem = %p, "cannot realise part of the desired state");
+        }
     }
     let report = kernel.apply_all(&plan.actions).await;
     if !plan.actions.is_empty() {
@@ -102,26 +119,53 @@ pub async fn reconcile_once(
             "reconciled"
         );
     }
-    Ok(PassReport {
+    let report = PassReport {
         planned: plan.actions,
         applied: report.applied,
         failed: report.failed,
         problems: plan.problems,
         invalid: Vec::new(),
-    })
+    };
+    Ok((report, observed))
+}
+
+/// Where the loop publishes what it does; every part is optional.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// Plain counters.
+    pub stats: ReconcilerStats,
+    /// Every pass's report (latest wins), for tests and status pages.
+    pub reports: Option<watch::Sender<Arc<PassReport>>>,
+    /// Learned-MAC events, for the store (or whatever stands in for it).
+    pub learned: Option<mpsc::UnboundedSender<LearnEvent>>,
 }
 
 /// Runs until the desired-state sender is dropped. Every pass's report is
 /// published on `reports` (latest wins) for tests and status pages.
 pub async fn run(
-    mut desired: watch::Receiver<DesiredNode>,
+    desired: watch::Receiver<DesiredNode>,
     config: ReconcilerConfig,
     stats: ReconcilerStats,
     reports: Option<watch::Sender<Arc<PassReport>>>,
 ) -> Result<(), ReconcileError> {
+    let outputs = Outputs {
+        stats,
+        reports,
+        ..Outputs::default()
+    };
+    run_with(desired, config, outputs).await
+}
+
+/// [`run`] with every output: learned MACs and metrics too.
+pub async fn run_with(
+    mut desired: watch::Receiver<DesiredNode>,
+    config: ReconcilerConfig,
+    out: Outputs,
+) -> Result<(), ReconcileError> {
     // Subscribe before the first dump so no change between the two is missed.
     let mut notifications = Kernel::subscribe()?;
     let mut kernel = Kernel::connect()?;
+    let mut learning = LearnedMacs::new();
     let mut next_resync = Instant::now();
     let mut pending: Option<Instant> = None;
     loop {
@@ -135,12 +179,23 @@ pub async fn run(
                 continue;
             }
             n = notifications.next() => {
-                if n.is_none() {
+                let Some((msg, _)) = n else {
                     // Notification socket gone: fall back to resync only, but say so.
-                    tracing::error!("netlink notification stream ended; relying on periodic resync");
+                    tracing::error!("netlink notification stream ended; resubscribing");
                     notifications = Kernel::subscribe()?;
+                    pending.get_or_insert_with(|| Instant::now() + config.debounce);
+                    continue;
+                };
+                let notice = classify(&msg);
+                match notice.fdb {
+                    Some(FdbNotice::New(e)) => learning.on_new(&e),
+                    Some(FdbNotice::Del(e)) => learning.on_del(&e),
+                    None => {}
                 }
-                pending.get_or_insert_with(|| Instant::now() + config.debounce);
+                publish_learning(&mut learning, &out);
+                if notice.needs_pass {
+                    pending.get_or_insert_with(|| Instant::now() + config.debounce);
+                }
                 continue;
             }
             _ = sleep_until(due) => {}
@@ -148,28 +203,54 @@ pub async fn run(
         pending = None;
         next_resync = Instant::now() + config.resync;
         let want = desired.borrow_and_update().clone();
-        let report = match reconcile_once(&mut kernel, &want).await {
+        let started = Instant::now();
+        let (report, observed) = match pass(&mut kernel, &want).await {
             Ok(r) => r,
             Err(e) => {
                 // A torn or failed dump is transient: never end the loop, retry soon.
                 tracing::warn!(error = %e, "kernel dump failed; retrying");
-                stats.dump_failures.fetch_add(1, Ordering::Relaxed);
+                out.stats.dump_failures.fetch_add(1, Ordering::Relaxed);
                 pending = Some(Instant::now() + config.retry);
                 continue;
             }
         };
-        stats.passes.fetch_add(1, Ordering::Relaxed);
-        stats
+        learning.set_topology(Topology::from_links(&observed.links));
+        learning.on_dump(&observed.learned);
+        publish_learning(&mut learning, &out);
+        let passes = out.stats.passes.fetch_add(1, Ordering::Relaxed) + 1;
+        out.stats
             .actions_applied
             .fetch_add(report.applied as u64, Ordering::Relaxed);
-        stats
+        out.stats
             .actions_failed
             .fetch_add(report.failed.len() as u64, Ordering::Relaxed);
         if !report.invalid.is_empty() {
-            stats.invalid_desired.fetch_add(1, Ordering::Relaxed);
+            out.stats.invalid_desired.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(tx) = &reports {
+        tracing::debug!(
+            pass = passes,
+            planned = report.planned.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "reconcile pass done"
+        );
+        if let Some(tx) = &out.reports {
             tx.send_replace(Arc::new(report));
+        }
+    }
+}
+
+/// Hands the tracker's new events to the sink and the gauge.
+fn publish_learning(learning: &mut LearnedMacs, out: &Outputs) {
+    while let Some(ev) = learning.poll_event() {
+        match &ev {
+            LearnEvent::Learned { vni, mac, port } => {
+                tracing::info!(vni, %mac, port, "MAC learned")
+            }
+            LearnEvent::Withdrawn { vni, mac } => tracing::info!(vni, %mac, "MAC withdrawn"),
+        }
+        if let Some(tx) = &out.learned {
+            // A receiver that went away only stops the reports, not the loop.
+            let _ = tx.send(ev);
         }
     }
 }

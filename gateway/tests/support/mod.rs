@@ -1,0 +1,212 @@
+//! Shared helpers of the root tests: a throw-away namespace and the real
+//! reconciler loop running inside it. `ip`/`bridge` only observe and tamper.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use gateway::DesiredNode;
+use gateway::learning::LearnEvent;
+use gateway::netns;
+use gateway::reconciler::{self, Outputs, PassReport, ReconcilerConfig, ReconcilerStats};
+use serde_json::Value;
+use tokio::sync::{mpsc, watch};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A network namespace with `lo` up, deleted on drop.
+pub struct Ns {
+    pub name: String,
+}
+
+impl Ns {
+    /// A fresh namespace whose name is unique per process and call.
+    pub fn new(tag: &str) -> Ns {
+        let name = format!(
+            "bh{tag}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        run(&["ip", "netns", "add", &name]);
+        let ns = Ns { name };
+        ns.ip(&["link", "set", "lo", "up"]);
+        // No IPv6: router/neighbour solicitations would refresh learned MACs.
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        ns
+    }
+
+    /// `ip -n NS ARGS`.
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "-n", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// Any command inside the namespace.
+    pub fn exec(&self, args: &[&str]) -> String {
+        let mut v = vec!["ip", "netns", "exec", &self.name];
+        v.extend_from_slice(args);
+        run(&v)
+    }
+
+    /// A command inside the namespace whose failure is fine; true on success.
+    pub fn try_exec(&self, args: &[&str]) -> bool {
+        Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// `ip -j -d link show DEV`, or `None` when it does not exist.
+    pub fn link(&self, dev: &str) -> Option<Value> {
+        let out = Command::new("ip")
+            .args(["-n", &self.name, "-j", "-d", "link", "show", "dev", dev])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return None;
+        }
+        match serde_json::from_slice(&out.stdout) {
+            Ok(Value::Array(v)) => v.into_iter().next(),
+            _ => None,
+        }
+    }
+
+    /// `bridge -j fdb show` entries of port `dev` (empty if it does not exist).
+    pub fn fdb(&self, dev: &str) -> Vec<Value> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.name, "bridge", "-j", "fdb", "show"])
+            .args(["dev", dev])
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            return vec![];
+        }
+        match serde_json::from_slice(&out.stdout) {
+            Ok(Value::Array(v)) => v,
+            _ => vec![],
+        }
+    }
+
+    /// A veth pair `a` (stays) / `b` (stays too), both up.
+    pub fn veth(&self, a: &str, b: &str) {
+        self.ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        self.ip(&["link", "set", a, "up"]);
+        self.ip(&["link", "set", b, "up"]);
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Runs a command, panicking with its stderr on failure.
+pub fn run(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .expect("spawn");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls `f` every 10 ms until it holds; panics after `limit`.
+pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+type LoopThread =
+    std::thread::JoinHandle<Result<Result<(), reconciler::ReconcileError>, netns::NetnsError>>;
+
+/// The real loop in a namespace; dropping it stops the loop (the kernel state stays).
+pub struct Running {
+    pub tx: Option<watch::Sender<DesiredNode>>,
+    pub reports: watch::Receiver<Arc<PassReport>>,
+    pub stats: ReconcilerStats,
+    pub learned: mpsc::UnboundedReceiver<LearnEvent>,
+    thread: Option<LoopThread>,
+}
+
+impl Running {
+    /// Starts the loop with `d` and fast timers.
+    pub fn start(ns: &Ns, d: DesiredNode) -> Running {
+        let config = ReconcilerConfig {
+            resync: Duration::from_secs(5),
+            debounce: Duration::from_millis(20),
+            retry: Duration::from_millis(100),
+        };
+        let (tx, rx) = watch::channel(d);
+        let (rtx, reports) = watch::channel(Arc::new(PassReport::default()));
+        let (ltx, learned) = mpsc::unbounded_channel();
+        let stats = ReconcilerStats::default();
+        let outputs = Outputs {
+            stats: stats.clone(),
+            reports: Some(rtx),
+            learned: Some(ltx),
+        };
+        let thread =
+            netns::spawn_in(&ns.name, move || reconciler::run_with(rx, config, outputs)).unwrap();
+        Running {
+            tx: Some(tx),
+            reports,
+            stats,
+            learned,
+            thread: Some(thread),
+        }
+    }
+
+    /// Replaces the desired state.
+    pub fn set(&self, d: DesiredNode) {
+        self.tx.as_ref().unwrap().send_replace(d);
+    }
+
+    /// Passes completed so far.
+    pub fn passes(&self) -> u64 {
+        self.stats.passes.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the next learning event, up to `limit`.
+    pub fn next_event(&mut self, limit: Duration) -> Option<LearnEvent> {
+        let t0 = Instant::now();
+        loop {
+            if let Ok(e) = self.learned.try_recv() {
+                return Some(e);
+            }
+            if t0.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let r = t.join();
+            if !std::thread::panicking() {
+                r.expect("loop thread").expect("netns").expect("loop");
+            }
+        }
+    }
+}
