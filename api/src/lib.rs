@@ -34,5 +34,6 @@ pub mod model;
 pub mod node;
 pub mod state_machine;
 pub mod storage;
+pub mod tls;
 pub mod validate;
 pub mod watch;

@@ -45,6 +45,12 @@ struct Args {
     /// Serve without authentication: every caller is admin. Only for labs.
     #[arg(long, conflicts_with = "tokens")]
     insecure_no_auth: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -57,6 +63,11 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    // Check TLS files before opening the store: a typo should fail fast.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(api::tls::server_config(c, k)?),
+        _ => None,
+    };
     let auth = match (&args.tokens, args.insecure_no_auth) {
         (Some(path), _) => {
             let a = Auth::from_file(path)?;
@@ -96,24 +107,33 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, "controller listening");
+    tracing::info!(%addr, tls = tls.is_some(), "controller listening");
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {addr}")?;
         out.flush()?;
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown({
-            let node = node.clone();
-            async move {
-                shutdown_signal().await;
-                tracing::info!("stopping");
-                // Stopping the store ends open watch streams, so the server
-                // can finish its graceful shutdown.
-                let _ = tokio::task::spawn_blocking(move || node.shutdown()).await;
-            }
-        })
-        .await?;
+    let stop = {
+        let node = node.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("stopping");
+            // Stopping the store ends open watch streams, so the server
+            // can finish its graceful shutdown.
+            let _ = tokio::task::spawn_blocking(move || node.shutdown()).await;
+        }
+    };
+    match tls {
+        Some(cfg) => {
+            let l = api::tls::TlsListener::new(listener, cfg)?;
+            axum::serve(l, app).with_graceful_shutdown(stop).await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await?
+        }
+    }
     node.shutdown();
     Ok(())
 }

@@ -19,6 +19,19 @@ impl Controller {
     /// Starts the binary on `data_dir`, listening on a free loopback port;
     /// without `--tokens` in `extra` it runs with `--insecure-no-auth`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Controller {
+        let c = Controller::spawn(data_dir, extra);
+        // Wait until the store is leader and takes writes.
+        for _ in 0..200 {
+            if let Ok((200, _)) = request(c.addr, "GET", "/readyz", None) {
+                return c;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("controller never became ready");
+    }
+
+    /// Starts the binary and returns once it listens (not necessarily ready).
+    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Controller {
         let insecure: &[&str] = if extra.contains(&"--tokens") {
             &[]
         } else {
@@ -43,15 +56,7 @@ impl Controller {
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .parse()
             .expect("addr");
-        let c = Controller { child, addr };
-        // Wait until the store is leader and takes writes.
-        for _ in 0..200 {
-            if let Ok((200, _)) = request(c.addr, "GET", "/readyz", None) {
-                return c;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("controller never became ready");
+        Controller { child, addr }
     }
 
     /// SIGKILL, like a power cut for the process (the page cache survives, as the store expects fsync anyway).
@@ -292,5 +297,86 @@ impl WatchStream {
             self.chunks += 1;
             self.buf.extend(c);
         }
+    }
+}
+
+/// A CA and a server certificate for 127.0.0.1/localhost signed by it, made with the openssl CLI.
+pub struct Certs {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Writes a fresh CA and server certificate into `dir`.
+pub fn make_certs(dir: &Path) -> Certs {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=bridgehead test CA",
+    ]);
+    run(&a);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&a);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    Certs {
+        ca: dir.join("ca.pem"),
+        cert: dir.join("server.pem"),
+        key: dir.join("server.key"),
     }
 }
