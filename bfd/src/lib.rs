@@ -60,8 +60,9 @@
 //! - [`vxlan_link`]: BFD inside VXLAN through a kernel VNI 0 device per
 //!   switch and an `AF_PACKET` socket carrying the inner frames of [`vxlan`].
 //!
-//! Not yet: IPv6, Demand mode and Echo, and a test against a real OVS /
-//! ovs-vtep BFD peer (the VXLAN path is tested between two of our own ends).
+//! Tested against independent peers: FRR bfdd (plain UDP) and Open vSwitch
+//! (BFD inside VXLAN), both in network namespaces (feature `root-tests`).
+//! Not yet: IPv6, Demand mode and Echo.
 
 pub mod auth;
 pub mod config;
