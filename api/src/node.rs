@@ -108,6 +108,17 @@ impl NodeConfig {
     }
 }
 
+/// Raft progress of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaftStatus {
+    /// Current term.
+    pub term: u64,
+    /// Highest log index known committed.
+    pub commit: u64,
+    /// Highest log index applied to the state machine (and durable).
+    pub applied: u64,
+}
+
 /// Why a proposal did not produce a result.
 #[derive(Debug, thiserror::Error)]
 pub enum ProposeError {
@@ -160,6 +171,10 @@ pub(crate) struct Shared {
     pub(crate) history_floor: AtomicU64,
     /// Fsynced Ready transactions so far (observability, and tests prove one per Ready).
     batches: AtomicU64,
+    /// Raft term, commit and applied index after the last Ready (for metrics).
+    term: AtomicU64,
+    commit: AtomicU64,
+    applied: AtomicU64,
     leader: AtomicBool,
     stopped: AtomicBool,
     /// Flips to true when the loop ends, so open watch streams finish
@@ -171,6 +186,7 @@ pub(crate) struct Shared {
 #[derive(Clone, Debug)]
 pub struct Node {
     pub(crate) shared: Arc<Shared>,
+    data_dir: PathBuf,
     requests: mpsc::Sender<Request>,
     thread: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
@@ -221,11 +237,15 @@ impl Node {
             storage: storage.clone(),
             history_floor: AtomicU64::new(loaded.history_floor),
             batches: AtomicU64::new(0),
+            term: AtomicU64::new(raw.raft.term),
+            commit: AtomicU64::new(raw.raft.raft_log.committed),
+            applied: AtomicU64::new(raw.raft.raft_log.applied),
             leader: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             closed: tokio::sync::watch::Sender::new(false),
         });
         let (tx, rx) = mpsc::channel();
+        let data_dir = cfg.data_dir.clone();
         let mut lp = Loop {
             cfg,
             raw,
@@ -247,6 +267,7 @@ impl Node {
             .map_err(NodeError::Spawn)?;
         Ok(Node {
             shared,
+            data_dir,
             requests: tx,
             thread: Arc::new(std::sync::Mutex::new(Some(thread))),
         })
@@ -293,6 +314,20 @@ impl Node {
     /// How many Ready transactions were committed (with fsync) since start.
     pub fn durable_batches(&self) -> u64 {
         self.shared.batches.load(Ordering::Relaxed)
+    }
+
+    /// Raft progress as of the last Ready, for metrics and status pages.
+    pub fn raft_status(&self) -> RaftStatus {
+        RaftStatus {
+            term: self.shared.term.load(Ordering::Relaxed),
+            commit: self.shared.commit.load(Ordering::Relaxed),
+            applied: self.shared.applied.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Path of the one redb file (its size is a metric).
+    pub fn store_file(&self) -> PathBuf {
+        self.data_dir.join(storage::DB_FILE)
     }
 
     /// The voters of the current configuration.
@@ -600,6 +635,15 @@ impl Loop {
         self.send(persisted_messages);
         self.send(light_messages);
         self.raw.advance_apply();
+        self.shared
+            .term
+            .store(self.raw.raft.term, Ordering::Relaxed);
+        self.shared
+            .commit
+            .store(self.raw.raft.raft_log.committed, Ordering::Relaxed);
+        self.shared
+            .applied
+            .store(self.raw.raft.raft_log.applied, Ordering::Relaxed);
         if lost_leadership {
             // Proposals still pending (not applied above) may be overwritten
             // by the new leader, or may still commit: the outcome is unknown,

@@ -43,6 +43,9 @@ const HISTORY_FLOOR: &str = "history_floor";
 /// Raft log entries kept behind the applied index before truncation (for slow followers).
 pub const LOG_KEEP: u64 = 10_000;
 
+/// Name of the one redb file inside the data directory.
+pub const DB_FILE: &str = "bridgehead.redb";
+
 /// Errors of the durable store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -133,7 +136,7 @@ pub struct RaftStorage {
 /// join an existing group and receive a snapshot).
 pub fn open(dir: &Path, initial_voters: &[u64]) -> Result<(RaftStorage, Loaded), StoreError> {
     std::fs::create_dir_all(dir).map_err(|e| db_err(redb::Error::Io(e)))?;
-    let db = Database::create(dir.join("bridgehead.redb")).map_err(db_err)?;
+    let db = Database::create(dir.join(DB_FILE)).map_err(db_err)?;
     let txn = db.begin_write().map_err(db_err)?;
     {
         // Create every table so readers never see "table does not exist".

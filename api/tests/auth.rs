@@ -78,7 +78,7 @@ fn missing_or_wrong_token_is_401_with_challenge() {
         }
     }
     // Probes, the scraper and the API description need no token.
-    for path in ["/healthz", "/readyz", "/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/openapi.json", "/metrics"] {
         assert_eq!(
             request_with(c.addr, "GET", path, None, &[]).unwrap().status,
             200,

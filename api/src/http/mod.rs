@@ -13,6 +13,7 @@
 //! | `/v1/state` | GET: every object at one revision |
 //! | `/v1/watch?revision=R&kinds=a,b&progress_ms=N` | GET: newline-delimited JSON, one line per revision |
 //! | `/healthz`, `/readyz`, `/openapi.json` | GET |
+//! | `/metrics` | GET: Prometheus text ([`metrics`]) |
 //!
 //! Writes answer after the change is applied and durable, with its revision.
 //! Errors are `{error, field, reason, errors: [{field, reason}...]}`: 400 for
@@ -30,6 +31,7 @@
 
 pub mod auth;
 mod error;
+pub mod metrics;
 mod openapi;
 
 use std::convert::Infallible;
@@ -74,6 +76,7 @@ impl Default for HttpConfig {
 struct App {
     node: Node,
     cfg: HttpConfig,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// The answer to a successful write.
@@ -88,6 +91,7 @@ pub struct Written {
 
 /// Builds the router over a running node.
 pub fn router(node: Node, cfg: HttpConfig) -> Router {
+    let metrics = Arc::new(metrics::Metrics::new());
     let mut r = Router::new();
     for kind in Kind::ALL {
         let base = if kind.is_observed() {
@@ -128,6 +132,10 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(|| async { Json(openapi::document()) }))
+        .route(
+            "/metrics",
+            get(|State(app): State<App>| async move { metrics::answer(&app.metrics, &app.node) }),
+        )
         .fallback(|| async { ApiError::not_found("path", "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError {
@@ -143,7 +151,12 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
             cfg.auth.clone(),
             auth::authenticate,
         ))
-        .with_state(App { node, cfg })
+        // Outermost, so 401s and 404s are counted too.
+        .layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            metrics::track,
+        ))
+        .with_state(App { node, cfg, metrics })
 }
 
 fn parse_object(kind: Kind, body: &[u8]) -> Result<Object, ApiError> {
@@ -433,11 +446,13 @@ async fn watch(State(app): State<App>, q: QueryResult<WatchQuery>) -> Result<Res
     };
     let from = q.revision.unwrap_or_else(|| app.node.state().revision());
     let watcher = app.node.watch(from, kinds, progress);
-    let stream = futures::stream::unfold(watcher, |mut w| async move {
+    // Lives as long as the stream: counts open watchers.
+    let open = app.metrics.watcher();
+    let stream = futures::stream::unfold((watcher, open), |(mut w, open)| async move {
         let msg = w.next().await?;
         let mut line = serde_json::to_vec(&msg).unwrap_or_default();
         line.push(b'\n');
-        Some((Ok::<_, Infallible>(Bytes::from(line)), w))
+        Some((Ok::<_, Infallible>(Bytes::from(line)), (w, open)))
     });
     Ok((
         [(header::CONTENT_TYPE, "application/x-ndjson")],
