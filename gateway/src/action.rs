@@ -23,7 +23,7 @@ pub enum Action {
     },
     /// `bridge fdb del MAC dev DEV master`.
     DelPortFdb {
-        /// VXLAN device (bridge port).
+        /// Bridge port: our VXLAN device or a VM port.
         dev: String,
         /// MAC.
         mac: MacAddr,
@@ -132,7 +132,7 @@ pub enum Action {
     },
     /// `bridge fdb replace MAC dev DEV master static`.
     AddPortFdb {
-        /// VXLAN device (bridge port).
+        /// Bridge port: our VXLAN device or a VM port.
         dev: String,
         /// MAC.
         mac: MacAddr,

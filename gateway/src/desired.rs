@@ -65,6 +65,8 @@ pub struct DesiredSwitch {
     pub remote_macs: Vec<RemoteMac>,
     /// Physical segments bridged into this switch (gateway bindings).
     pub ports: Vec<PortBinding>,
+    /// Local VM ports (host mode on a hypervisor).
+    pub vm_ports: Vec<VmPort>,
 }
 
 /// BUM replication mode of a logical switch, with the flood targets.
@@ -100,6 +102,18 @@ pub struct PortBinding {
     pub ifname: String,
     /// 802.1Q VLAN id; 0 binds the untagged NIC itself.
     pub vlan: u16,
+}
+
+/// A VM's port on a hypervisor (host mode): a veth or tap the hypervisor
+/// creates, attached untagged to the switch's bridge. It may not exist yet
+/// (VM not started): it is attached as soon as it appears.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmPort {
+    /// The veth/tap name.
+    pub ifname: String,
+    /// The VM's MACs as declared through the API: pinned on the port with
+    /// static bridge entries (never flooded for, never learned elsewhere).
+    pub macs: Vec<MacAddr>,
 }
 
 /// Name of the Linux bridge of a VNI.
@@ -227,6 +241,38 @@ impl DesiredNode {
                 }
             }
         }
+        let mut vm_names: BTreeMap<&str, u32> = BTreeMap::new();
+        for sw in &self.switches {
+            let at = format!("switches[vni={}]", sw.vni);
+            let remote: BTreeSet<MacAddr> = sw.remote_macs.iter().map(|m| m.mac).collect();
+            let mut pinned = BTreeSet::new();
+            for p in &sw.vm_ports {
+                let f = format!("{at}.vm_ports[{}]", p.ifname);
+                if p.ifname.is_empty() || p.ifname.len() > IFNAME_MAX {
+                    err(f.clone(), "not a valid interface name");
+                }
+                if let Some(other) = vm_names.insert(p.ifname.as_str(), sw.vni) {
+                    err(f.clone(), &format!("already a VM port of VNI {other}"));
+                }
+                if bound.keys().any(|(nic, _)| *nic == p.ifname)
+                    || self.underlay_dev.as_deref() == Some(p.ifname.as_str())
+                {
+                    err(f.clone(), "also used as a physical binding or the underlay");
+                }
+                for m in &p.macs {
+                    let fm = format!("{f}.macs[{m}]");
+                    if m.is_zero() || m.0[0] & 1 == 1 {
+                        err(fm.clone(), "must be a unicast, non-zero MAC");
+                    }
+                    if !pinned.insert(*m) {
+                        err(fm.clone(), "duplicate VM MAC in this switch");
+                    }
+                    if remote.contains(m) {
+                        err(fm, "also declared as a remote MAC of this switch");
+                    }
+                }
+            }
+        }
         for nic in untagged_nics.intersection(&tagged_nics) {
             err(
                 format!("ports[{nic}]"),
@@ -280,6 +326,10 @@ mod tests {
                         ifname: "eth1".into(),
                         vlan: 0,
                     }],
+                    vm_ports: vec![VmPort {
+                        ifname: "eth1".into(),
+                        macs: vec![mac("02:00:00:00:00:01"), mac("02:00:00:00:00:01")],
+                    }],
                 },
                 DesiredSwitch {
                     vni: 0,
@@ -290,6 +340,10 @@ mod tests {
                     ports: vec![PortBinding {
                         ifname: "eth1".into(),
                         vlan: 5000,
+                    }],
+                    vm_ports: vec![VmPort {
+                        ifname: "eth1".into(),
+                        macs: vec![],
                     }],
                 },
             ],
@@ -305,5 +359,17 @@ mod tests {
         assert!(text.iter().any(|e| e.contains("unicast")), "{text:?}");
         assert!(text.iter().any(|e| e.contains("0..=4094")), "{text:?}");
         assert!(text.iter().any(|e| e.contains("do not mix")), "{text:?}");
+        assert!(
+            text.iter().any(|e| e.contains("already a VM port")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("physical binding")),
+            "{text:?}"
+        );
+        assert!(
+            text.iter().any(|e| e.contains("duplicate VM MAC")),
+            "{text:?}"
+        );
     }
 }

@@ -37,7 +37,15 @@ pub enum Problem {
         /// NIC name.
         ifname: String,
     },
-    /// A bound NIC is already a port of a bridge that is not ours.
+    /// A VM port does not exist (yet): normal while its VM is not running.
+    #[error("VNI {vni}: VM port {ifname} does not exist (yet)")]
+    MissingVmPort {
+        /// Switch.
+        vni: u32,
+        /// Port name.
+        ifname: String,
+    },
+    /// A bound NIC or VM port is already a port of a bridge that is not ours.
     #[error(
         "VNI {vni}: port {ifname} is enslaved to a foreign master (ifindex {master}); not touching it"
     )]
@@ -65,7 +73,7 @@ pub enum Problem {
 impl Problem {
     /// True for states that are normal for a while (nothing to warn about).
     pub fn is_expected(&self) -> bool {
-        false
+        matches!(self, Problem::MissingVmPort { .. })
     }
 }
 
@@ -266,6 +274,62 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
             }
             if !obs.is_some_and(|l| l.up) {
                 ph.links.push(Action::SetUp { dev: name.clone() });
+            }
+        }
+
+        for p in &sw.vm_ports {
+            let Some(port) = ix.link(&p.ifname) else {
+                problems.push(Problem::MissingVmPort {
+                    vni: sw.vni,
+                    ifname: p.ifname.clone(),
+                });
+                continue;
+            };
+            untagged_ports.insert(p.ifname.as_str(), br.clone());
+            let attached = port.master.is_some() && port.master == br_index;
+            match port.master {
+                _ if attached => {}
+                Some(m) if !our_bridges.contains(&m) => {
+                    problems.push(Problem::ForeignMaster {
+                        vni: sw.vni,
+                        ifname: p.ifname.clone(),
+                        master: m,
+                    });
+                    continue;
+                }
+                _ => ph.links.push(Action::SetMaster {
+                    dev: p.ifname.clone(),
+                    master: br.clone(),
+                }),
+            }
+            if !port.up {
+                ph.links.push(Action::SetUp {
+                    dev: p.ifname.clone(),
+                });
+            }
+            // Pins exist only while the port is on this bridge.
+            let have: BTreeSet<MacAddr> = if attached {
+                ix.port_fdb
+                    .get(&port.index)
+                    .into_iter()
+                    .flatten()
+                    .map(|e| e.mac)
+                    .collect()
+            } else {
+                BTreeSet::new()
+            };
+            let want: BTreeSet<MacAddr> = p.macs.iter().copied().collect();
+            for mac in have.difference(&want) {
+                ph.del_entries.push(Action::DelPortFdb {
+                    dev: p.ifname.clone(),
+                    mac: *mac,
+                });
+            }
+            for mac in want.difference(&have) {
+                ph.add_entries.push(Action::AddPortFdb {
+                    dev: p.ifname.clone(),
+                    mac: *mac,
+                });
             }
         }
 

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 
 use crate::desired::*;
-use crate::diff::{Action, diff};
+use crate::diff::{Action, Problem, diff};
 use crate::mac::MacAddr;
 use crate::observed::*;
 
@@ -37,6 +37,7 @@ fn source_switch(vni: u32) -> DesiredSwitch {
             },
         ],
         ports: vec![],
+        vm_ports: vec![],
     }
 }
 
@@ -536,4 +537,86 @@ fn removed_switch_goes_vxlan_first_and_missing_underlay_blocks_creation() {
             .iter()
             .any(|a| matches!(a, Action::CreateVxlan { .. } | Action::AddFdb { .. }))
     );
+}
+
+fn with_vm(macs: &[&str]) -> DesiredSwitch {
+    let mut sw = source_switch(5000);
+    sw.vm_ports = vec![VmPort {
+        ifname: "tap1".into(),
+        macs: macs.iter().map(|m| mac(m)).collect(),
+    }];
+    sw
+}
+
+fn text(actions: &[Action]) -> Vec<String> {
+    actions.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn vm_port_is_attached_and_its_macs_pinned() {
+    let mut obs = converged_source();
+    let mut tap = link(30, "tap1", LinkKind::Other(Some("tun".into())));
+    tap.up = false;
+    obs.links.push(tap);
+    let plan = diff(&node(vec![with_vm(&["02:00:00:00:77:01"])]), &obs);
+    assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+    assert_eq!(
+        text(&plan.actions),
+        vec![
+            "link set tap1 master bhbr5000",
+            "link set tap1 up",
+            "fdb replace 02:00:00:00:77:01 dev tap1 master static",
+        ]
+    );
+
+    // Attached and pinned: nothing to do; a pin changed: only that pin.
+    let mut obs = converged_source();
+    let mut tap = link(30, "tap1", LinkKind::Other(Some("tun".into())));
+    tap.master = Some(10);
+    obs.links.push(tap);
+    obs.port_fdb.push(ObservedPortFdb {
+        port: 30,
+        mac: mac("02:00:00:00:77:01"),
+    });
+    let plan = diff(&node(vec![with_vm(&["02:00:00:00:77:01"])]), &obs);
+    assert_eq!(plan.actions, vec![]);
+    let plan = diff(&node(vec![with_vm(&["02:00:00:00:77:02"])]), &obs);
+    assert_eq!(
+        text(&plan.actions),
+        vec![
+            "fdb del 02:00:00:00:77:01 dev tap1 master",
+            "fdb replace 02:00:00:00:77:02 dev tap1 master static",
+        ]
+    );
+
+    // No longer desired: released, never deleted (the hypervisor owns it).
+    let plan = diff(&node(vec![source_switch(5000)]), &obs);
+    assert_eq!(text(&plan.actions), vec!["link set tap1 nomaster"]);
+}
+
+#[test]
+fn missing_vm_port_is_expected_and_foreign_master_is_left_alone() {
+    let plan = diff(&node(vec![with_vm(&[])]), &converged_source());
+    assert_eq!(plan.actions, vec![]);
+    assert_eq!(
+        plan.problems,
+        vec![Problem::MissingVmPort {
+            vni: 5000,
+            ifname: "tap1".into()
+        }]
+    );
+    assert!(plan.problems[0].is_expected());
+
+    let mut obs = converged_source();
+    obs.links.push(link(40, "virbr0", LinkKind::Bridge));
+    let mut tap = link(30, "tap1", LinkKind::Other(None));
+    tap.master = Some(40);
+    obs.links.push(tap);
+    let plan = diff(&node(vec![with_vm(&["02:00:00:00:77:01"])]), &obs);
+    assert_eq!(plan.actions, vec![]);
+    assert!(matches!(
+        plan.problems[..],
+        [Problem::ForeignMaster { master: 40, .. }]
+    ));
+    assert!(!plan.problems[0].is_expected());
 }

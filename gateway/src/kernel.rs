@@ -4,7 +4,7 @@
 //! rtnetlink's builders where they exist and raw attributes where the crates
 //! stop (`NDA_NH_ID`, nexthop messages).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
@@ -21,7 +21,7 @@ use rtnetlink::proto::{ConnectionHandle, NetlinkProtoError};
 use rtnetlink::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, LinkVxlan};
 
-use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT};
+use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT, is_our_link};
 use crate::diff::Action;
 use crate::kernel_msgs::{
     bridge_fdb_from, fdb_from, fdb_message, libc_eopnotsupp, link_from, neigh_from, neigh_message,
@@ -251,6 +251,19 @@ impl Kernel {
             .filter(|l| matches!(l.kind, LinkKind::Vxlan(_)))
             .map(|l| l.index)
             .collect();
+        // Ports of our bridges: their static entries are VM MAC pins.
+        let our_bridges: HashSet<u32> = obs
+            .links
+            .iter()
+            .filter(|l| l.kind == LinkKind::Bridge && is_our_link(&l.name, l.alias.as_deref()))
+            .map(|l| l.index)
+            .collect();
+        let our_ports: HashSet<u32> = obs
+            .links
+            .iter()
+            .filter(|l| l.master.is_some_and(|m| our_bridges.contains(&m)))
+            .map(|l| l.index)
+            .collect();
         let mut q = NeighbourMessage::default();
         q.header.family = AddressFamily::Bridge;
         for m in self
@@ -270,7 +283,8 @@ impl Kernel {
                 // `static` ones are NUD_NOARP, learned ones REACHABLE/STALE.
                 let static_master = !n.header.flags.contains(NeighbourFlags::Own)
                     && n.header.state == NeighbourState::Noarp;
-                if vxlans.contains(&n.header.ifindex) && static_master {
+                let ix = n.header.ifindex;
+                if (vxlans.contains(&ix) || our_ports.contains(&ix)) && static_master {
                     if let Some(e) = fdb_from(&n) {
                         obs.port_fdb.push(ObservedPortFdb {
                             port: e.ifindex,

@@ -36,7 +36,10 @@
 //! Kernel objects per logical switch (VNI): a bridge `bhbr<vni>`; a VXLAN device
 //! `bhvx<vni>` (local tunnel IP, dstport 4789, nolearning, bound to the underlay
 //! NIC) enslaved to it; bound physical ports (the NIC itself for VLAN 0, a
-//! `bhq<ifindex>.<vlan>` sub-interface otherwise); per remote MAC a vxlan FDB
+//! `bhq<ifindex>.<vlan>` sub-interface otherwise); in host mode, VM ports
+//! (veth/tap named in the desired state, attached untagged when they appear,
+//! released but never deleted when no longer desired) with each declared VM
+//! MAC pinned by a static bridge entry (`master static`); per remote MAC a vxlan FDB
 //! entry (`dst VTEP self`) and a static bridge FDB entry (`master static`);
 //! BUM flooding as all-zeros FDB entries, one per remote VTEP (source_node) or
 //! one `nhid` entry pointing at an FDB nexthop group of the service nodes
@@ -60,5 +63,5 @@ pub mod nexthop;
 pub mod observed;
 pub mod reconciler;
 
-pub use desired::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication};
+pub use desired::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication, VmPort};
 pub use mac::MacAddr;

@@ -80,7 +80,8 @@ pub struct ObservedFdb {
     pub dst: Option<FdbDst>,
 }
 
-/// One static bridge-level (`master`) FDB entry on a VXLAN port: it tells
+/// One static bridge-level (`master`) FDB entry on a VXLAN port or on a port of
+/// our bridges (a VM MAC pin). On the VXLAN port it tells
 /// the bridge which port a remote MAC is behind, which ARP suppression needs
 /// (the bridge only answers for a MAC its own FDB places on a suppressing port).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +127,7 @@ pub struct Observed {
     pub links: Vec<ObservedLink>,
     /// `NTF_SELF` FDB entries of VXLAN devices.
     pub fdb: Vec<ObservedFdb>,
-    /// Static `master` FDB entries of VXLAN ports.
+    /// Static `master` FDB entries of VXLAN ports and of our bridges' ports.
     pub port_fdb: Vec<ObservedPortFdb>,
     /// IPv4 neighbours.
     pub neighbours: Vec<ObservedNeigh>,

@@ -306,6 +306,7 @@ fn desired() -> DesiredNode {
                     },
                 ],
                 ports: vec![],
+                vm_ports: vec![],
             },
             DesiredSwitch {
                 vni: 5001,
@@ -321,6 +322,7 @@ fn desired() -> DesiredNode {
                     ifname: "eth1".into(),
                     vlan: 0,
                 }],
+                vm_ports: vec![],
             },
         ],
     }
@@ -911,6 +913,7 @@ fn two_vteps_carry_traffic_in_both_replication_modes() {
                     ifname: "eth1".into(),
                     vlan: 0,
                 }],
+                vm_ports: vec![],
             }],
         };
     let da = node(
@@ -1000,6 +1003,7 @@ fn invalid_desired_state_changes_nothing() {
         },
         remote_macs: vec![],
         ports: vec![],
+        vm_ports: vec![],
     });
     let r = ns.reconcile(&bad);
     assert!(r.planned.is_empty());

@@ -32,6 +32,7 @@ fn desired(remote_macs: Vec<RemoteMac>) -> DesiredNode {
                 ifname: "eth1".into(),
                 vlan: 0,
             }],
+            vm_ports: vec![],
         }],
     }
 }
