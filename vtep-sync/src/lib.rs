@@ -45,6 +45,7 @@ pub mod jsonrpc;
 pub mod liveness;
 pub mod ops;
 pub mod plan;
+pub mod reconciler;
 pub mod replica;
 pub mod schema;
 pub mod target;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use crate::datum::{Atom, Datum, DatumError, Row, Uuid};
-use crate::schema::{AtomicType, ColumnType, DatabaseSchema};
+use crate::schema::{AtomicType, ColumnType, DatabaseSchema, Max};
 
 /// Why a notification could not be applied; the replica should then be
 /// rebuilt from a fresh monitor, since it may have missed a change.
@@ -128,7 +128,10 @@ fn canonical(ty: &ColumnType, d: Datum) -> Result<Datum, ReplicaError> {
 
 /// Applies an `update2` diff to a column value (ovsdb-server(5), "modify").
 fn apply_diff(ty: &ColumnType, old: Datum, diff: Datum) -> Result<Datum, ReplicaError> {
-    if ty.is_scalar() {
+    // ovsdb-server sends the new value, not a difference, for every column
+    // of at most one atom: scalars and optional values alike (captured from
+    // 3.1: tunnel_key 1 -> 5001 arrives as 5001, cleared as ["set",[]]).
+    if !ty.is_map() && ty.max == Max::Limited(1) {
         return canonical(ty, diff);
     }
     if ty.is_map() {
@@ -414,6 +417,35 @@ mod tests {
         serde_json::from_str(s).unwrap()
     }
 
+    // Captured from ovsdb-server 3.1.0 with monitor_cond on Logical_Switch
+    // while vtep-ctl changed, cleared and set the optional columns.
+    #[test]
+    fn optional_columns_are_replaced_not_diffed() {
+        let mut r = Replica::new(vtep_schema());
+        let ls = "e8cea4eb-ebbc-4766-bea2-b30c2c96cae5";
+        r.apply_update2(&serde_json::from_str(r#"{"Logical_Switch":{"e8cea4eb-ebbc-4766-bea2-b30c2c96cae5":{"initial":{"_version":["uuid","566c9cb1-df0b-4f38-a037-91866711d7ec"],"name":"web","replication_mode":"source_node","tunnel_key":1}}}}"#).unwrap()).unwrap();
+        r.apply_update2(&serde_json::from_str(r#"{"Logical_Switch":{"e8cea4eb-ebbc-4766-bea2-b30c2c96cae5":{"modify":{"_version":["uuid","5a665abe-02d4-4580-be86-c749966bf689"],"replication_mode":"service_node","tunnel_key":5001}}}}"#).unwrap()).unwrap();
+        let u: Uuid = ls.parse().unwrap();
+        assert_eq!(
+            r.get("Logical_Switch", u, "tunnel_key"),
+            Some(Datum::set([5001i64]))
+        );
+        assert_eq!(
+            r.get("Logical_Switch", u, "replication_mode"),
+            Some(Datum::set(["service_node"]))
+        );
+        r.apply_update2(&serde_json::from_str(r#"{"Logical_Switch":{"e8cea4eb-ebbc-4766-bea2-b30c2c96cae5":{"modify":{"tunnel_key":["set",[]]}}}}"#).unwrap()).unwrap();
+        assert_eq!(
+            r.get("Logical_Switch", u, "tunnel_key"),
+            Some(Datum::empty_set())
+        );
+        assert!(
+            !r.row("Logical_Switch", u)
+                .unwrap()
+                .contains_key("tunnel_key")
+        );
+    }
+
     #[test]
     fn update_and_update2_build_the_same_replica() {
         let mut a = Replica::new(vtep_schema());
@@ -473,31 +505,6 @@ mod tests {
             Some(Datum::Map([(Atom::Integer(7), Atom::Uuid(ls1))].into()))
         );
         assert_eq!(r.len("Logical_Switch"), 2);
-    }
-
-    #[test]
-    fn optional_column_diff_replaces_value() {
-        let mut r = Replica::new(vtep_schema());
-        let u = "6b32a7aa-7854-4da3-a746-cfd068ceb71b";
-        r.apply_update2(
-            &json!({"Logical_Switch": {u: {"insert": {"name": "a", "tunnel_key": 1}}}}),
-        )
-        .unwrap();
-        // Optional columns are sets: the diff names the old and the new element.
-        r.apply_update2(
-            &json!({"Logical_Switch": {u: {"modify": {"tunnel_key": ["set", [1, 2]]}}}}),
-        )
-        .unwrap();
-        assert_eq!(
-            r.get("Logical_Switch", u.parse().unwrap(), "tunnel_key"),
-            Some(Datum::set([2i64]))
-        );
-        r.apply_update2(&json!({"Logical_Switch": {u: {"modify": {"tunnel_key": 2}}}}))
-            .unwrap();
-        assert_eq!(
-            r.get("Logical_Switch", u.parse().unwrap(), "tunnel_key"),
-            Some(Datum::empty_set())
-        );
     }
 
     // ovsdb-server includes _version in update2 "modify" when a monitor

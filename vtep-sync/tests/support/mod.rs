@@ -157,6 +157,22 @@ impl OvsdbServer {
         self.spawn();
     }
 
+    /// Kills the server and starts it on a freshly created, empty database
+    /// (a switch that lost its configuration).
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.sock);
+        std::fs::remove_file(&self.db).unwrap();
+        let out = Command::new("ovsdb-tool")
+            .arg("create")
+            .arg(&self.db)
+            .arg(VTEP_SCHEMA)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ovsdb-tool create");
+        self.spawn();
+    }
+
     /// `unix:SOCK`
     pub fn unix_target(&self) -> Target {
         format!("unix:{}", self.sock.display()).parse().unwrap()
