@@ -146,6 +146,9 @@ pub struct ManagerConfig {
     pub multihop_min_ttl: u8,
     /// Seed for discriminators and jitter (a fixed one makes runs reproducible).
     pub seed: u64,
+    /// A new session's first packet goes out at a random moment within this
+    /// much, so adding thousands at once does not send them in one burst.
+    pub initial_spread: Duration,
 }
 
 impl Default for ManagerConfig {
@@ -155,6 +158,7 @@ impl Default for ManagerConfig {
             src_port_count: 16,
             multihop_min_ttl: 0,
             seed: 0,
+            initial_spread: Duration::from_millis(250),
         }
     }
 }
@@ -243,7 +247,13 @@ impl Manager {
             }
         };
         let rng = SmallRng::seed_from_u64(self.rng.random());
-        let session = Session::with_rng(config, discr, now, rng)?;
+        let mut session = Session::with_rng(config, discr, now, rng)?;
+        let spread = u64::try_from(self.config.initial_spread.as_micros()).unwrap_or(u64::MAX);
+        if spread > 0 {
+            session.delay_first_transmit(
+                now + Duration::from_micros(self.rng.random_range(0..spread)),
+            );
+        }
         // RFC 5881 §4: one source port for all of a session's packets.
         let src_port =
             self.config.src_port_base + (discr % u32::from(self.config.src_port_count)) as u16;

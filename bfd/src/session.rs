@@ -16,7 +16,7 @@ use crate::config::{ConfigError, SessionConfig, micros};
 use crate::packet::{Diagnostic, ReceptionError, Repr, State};
 use crate::timers::{SLOW_TX_MICROS, detection_time, jittered, tx_interval};
 use rand::rngs::SmallRng;
-use rand::{Rng, RngCore, SeedableRng};
+use rand::{RngCore, SeedableRng};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -212,6 +212,14 @@ impl<R: RngCore> Session<R> {
             last_state_change: now,
             config,
         })
+    }
+
+    /// Holds the first transmission back until `at`, so a manager creating
+    /// thousands of sessions at once spreads their first packets out.
+    pub fn delay_first_transmit(&mut self, at: Instant) {
+        if self.last_tx.is_none() {
+            self.next_tx = self.next_tx.map(|t| t.max(at));
+        }
     }
 
     /// `bfd.LocalDiscr`: the key a manager demultiplexes on.
@@ -698,10 +706,5 @@ impl<R: RngCore> Session<R> {
             required_min_echo_rx: 0,
             auth,
         }
-    }
-
-    /// Draws from the session's RNG; lets a manager reuse it for other jitter.
-    pub fn random_u32(&mut self) -> u32 {
-        self.rng.random()
     }
 }

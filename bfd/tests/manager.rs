@@ -320,3 +320,41 @@ fn admin_down_and_params_through_the_manager() {
         .is_err()
     );
 }
+
+#[test]
+fn first_packets_of_a_burst_of_sessions_are_spread() {
+    let now = Instant::now();
+    let spread = Duration::from_millis(250);
+    let mut m = Manager::new(ManagerConfig {
+        initial_spread: spread,
+        ..Default::default()
+    })
+    .unwrap();
+    for i in 0..1_000 {
+        m.add_session(
+            PeerKey {
+                remote: ip(2 + i),
+                local: ip(1),
+                encap: Encap::SingleHop,
+            },
+            cfg(),
+            now,
+        )
+        .unwrap();
+    }
+    assert_eq!(m.pending_transmits(), 0, "nothing goes out at creation");
+    let mut per_slot = [0usize; 5]; // 50 ms slots
+    let mut t = now;
+    while t <= now + spread {
+        m.handle_timeout(t);
+        while m.poll_transmit().is_some() {
+            per_slot[((t - now).as_millis() / 50).min(4) as usize] += 1;
+        }
+        t += Duration::from_millis(1);
+    }
+    assert_eq!(per_slot.iter().sum::<usize>(), 1_000);
+    assert!(
+        per_slot.iter().all(|&n| (120..=280).contains(&n)),
+        "{per_slot:?}"
+    );
+}

@@ -87,6 +87,7 @@ fn gtsm_drops_low_ttl_and_packets_leave_from_the_session_port() {
         seed: 3,
         src_port_base: 50200,
         src_port_count: 2,
+        initial_spread: Duration::ZERO,
         ..Default::default()
     })
     .unwrap();
