@@ -148,6 +148,32 @@ pub enum Action {
     },
 }
 
+impl Action {
+    /// A short, bounded label for metrics (`netlink_errors_total{op=..}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::DelFdb { .. } => "del_fdb",
+            Action::DelPortFdb { .. } => "del_port_fdb",
+            Action::DelNeigh { .. } => "del_neigh",
+            Action::SetNomaster { .. } => "set_nomaster",
+            Action::DelLink { .. } => "del_link",
+            Action::DelNexthop { .. } => "del_nexthop",
+            Action::AddNexthop { .. } => "add_nexthop",
+            Action::SetNexthopGroup { .. } => "set_nexthop_group",
+            Action::CreateBridge { .. } => "create_bridge",
+            Action::CreateVxlan { .. } => "create_vxlan",
+            Action::CreateVlan { .. } => "create_vlan",
+            Action::SetAlias { .. } => "set_alias",
+            Action::SetMaster { .. } => "set_master",
+            Action::SetUp { .. } => "set_up",
+            Action::SetNeighSuppress { .. } => "set_neigh_suppress",
+            Action::AddFdb { .. } => "add_fdb",
+            Action::AddPortFdb { .. } => "add_port_fdb",
+            Action::AddNeigh { .. } => "add_neigh",
+        }
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dst = |d: &FdbDst| match d {

@@ -28,6 +28,9 @@
 //! - [`reconciler`]: the loop. It reads each notification ([`kernel::classify`]):
 //!   learned (dynamic) bridge FDB entries only feed learning, everything else
 //!   asks for a debounced pass.
+//! - [`metrics`]: the Prometheus registry (objects by kind, netlink errors by
+//!   operation, passes and their duration, learned MACs, desired revision and
+//!   store lag) and the `/metrics` listener (default [`metrics::DEFAULT_LISTEN`]).
 //! - [`learning`]: sans-IO learned-MAC tracker: dynamic bridge FDB entries on
 //!   the local (non-VXLAN) ports of our bridges become `Learned` /
 //!   `Withdrawn` events, from each pass's dump (the truth) and from
@@ -58,6 +61,7 @@ mod kernel_msgs;
 pub mod learning;
 pub mod mac;
 pub mod message;
+pub mod metrics;
 pub mod netns;
 pub mod nexthop;
 pub mod observed;

@@ -14,6 +14,7 @@ use crate::desired::{DesiredError, DesiredNode};
 use crate::diff::{Action, Problem, diff};
 use crate::kernel::{FdbNotice, Kernel, KernelError, classify};
 use crate::learning::{LearnEvent, LearnedMacs, Topology};
+use crate::metrics::Metrics;
 use crate::observed::Observed;
 
 /// Timing of the loop.
@@ -138,6 +139,8 @@ pub struct Outputs {
     pub reports: Option<watch::Sender<Arc<PassReport>>>,
     /// Learned-MAC events, for the store (or whatever stands in for it).
     pub learned: Option<mpsc::UnboundedSender<LearnEvent>>,
+    /// Prometheus metrics.
+    pub metrics: Option<Metrics>,
 }
 
 /// Runs until the desired-state sender is dropped. Every pass's report is
@@ -210,6 +213,9 @@ pub async fn run_with(
                 // A torn or failed dump is transient: never end the loop, retry soon.
                 tracing::warn!(error = %e, "kernel dump failed; retrying");
                 out.stats.dump_failures.fetch_add(1, Ordering::Relaxed);
+                if let Some(m) = &out.metrics {
+                    m.netlink_error("dump");
+                }
                 pending = Some(Instant::now() + config.retry);
                 continue;
             }
@@ -226,6 +232,9 @@ pub async fn run_with(
             .fetch_add(report.failed.len() as u64, Ordering::Relaxed);
         if !report.invalid.is_empty() {
             out.stats.invalid_desired.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(m) = &out.metrics {
+            m.observe_pass(started.elapsed(), &observed, &report);
         }
         tracing::debug!(
             pass = passes,
@@ -252,5 +261,8 @@ fn publish_learning(learning: &mut LearnedMacs, out: &Outputs) {
             // A receiver that went away only stops the reports, not the loop.
             let _ = tx.send(ev);
         }
+    }
+    if let Some(m) = &out.metrics {
+        m.learned_macs.set(learning.len() as i64);
     }
 }

@@ -162,6 +162,7 @@ impl Running {
             stats: stats.clone(),
             reports: Some(rtx),
             learned: Some(ltx),
+            metrics: None,
         };
         let thread =
             netns::spawn_in(&ns.name, move || reconciler::run_with(rx, config, outputs)).unwrap();
