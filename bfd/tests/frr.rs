@@ -36,14 +36,15 @@ impl Lab {
         }
     }
 
-    fn start_bfdd(&mut self, tx_ms: u32, rx_ms: u32) {
+    fn start_bfdd(&mut self, tx_ms: u32, rx_ms: u32, multihop: bool) {
         let d = self.dir.path();
         // bfdd drops privileges to frr: the directory must be theirs and reachable.
         std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
         let conf = format!(
-            "hostname bfdtest\nlog file {}/bfdd.log\nbfd\n peer {FRR_PEER} local-address {LOCAL}\n  receive-interval {rx_ms}\n  transmit-interval {tx_ms}\n  detect-multiplier 3\n !\n!\n",
+            "hostname bfdtest\nlog file {}/bfdd.log\nbfd\n peer {FRR_PEER}{MH} local-address {LOCAL}\n  receive-interval {rx_ms}\n  transmit-interval {tx_ms}\n  detect-multiplier 3\n !\n!\n",
             d.display(),
             FRR_PEER = US,
+            MH = if multihop { " multihop" } else { "" },
             LOCAL = FRR,
         );
         std::fs::write(d.join("bfdd.conf"), conf).unwrap();
@@ -130,7 +131,11 @@ enum Cmd {
 
 /// Our driver in the namespace, run in its own thread (a network namespace
 /// is per thread). Reports status and events every 20 ms.
-fn spawn_us(ns: &str, cfg: SessionConfig) -> (mpsc::Sender<Cmd>, mpsc::Receiver<Report>) {
+fn spawn_us(
+    ns: &str,
+    cfg: SessionConfig,
+    encap: Encap,
+) -> (mpsc::Sender<Cmd>, mpsc::Receiver<Report>) {
     let (ctx, crx) = mpsc::channel::<Cmd>();
     let (stx, srx) = mpsc::channel();
     let ns = ns.to_string();
@@ -144,7 +149,7 @@ fn spawn_us(ns: &str, cfg: SessionConfig) -> (mpsc::Sender<Cmd>, mpsc::Receiver<
         let peer = PeerKey {
             remote: IpAddr::V4(FRR),
             local: IpAddr::V4(US),
-            encap: Encap::SingleHop,
+            encap,
         };
         let discr = m.add_session(peer, cfg, Instant::now()).unwrap();
         let mut d = Driver::bind(m, DriverConfig::new(US)).unwrap();
@@ -210,13 +215,13 @@ fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
 #[test]
 fn interoperates_with_frr_bfdd() {
     let mut lab = Lab::new();
-    lab.start_bfdd(100, 100);
+    lab.start_bfdd(100, 100, false);
     let cfg = SessionConfig {
         desired_min_tx: Duration::from_millis(50),
         required_min_rx: Duration::from_millis(50),
         ..Default::default()
     };
-    let (ctl, st) = spawn_us(&lab.ns.a, cfg);
+    let (ctl, st) = spawn_us(&lab.ns.a, cfg, Encap::SingleHop);
 
     // 1. Bring-up and negotiation: our TX = max(our 50, bfdd's RX 100).
     let (_, s, _) = wait_for(&st, Duration::from_secs(15), |s| {
@@ -322,5 +327,43 @@ fn interoperates_with_frr_bfdd() {
         "{latency:?}"
     );
     eprintln!("detection after killing bfdd: {latency:?} (Detection Time 1.2 s)");
+    ctl.send(Cmd::Stop).unwrap();
+}
+
+#[test]
+fn multihop_interoperates_with_frr_bfdd() {
+    // RFC 5883: UDP 4784; bfdd as a multihop peer (no interface, no zebra).
+    let mut lab = Lab::new();
+    lab.start_bfdd(200, 200, true);
+    let cfg = SessionConfig {
+        desired_min_tx: Duration::from_millis(100),
+        required_min_rx: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let (ctl, st) = spawn_us(&lab.ns.a, cfg, Encap::MultiHop);
+    let (_, s, _) = wait_for(&st, Duration::from_secs(15), |s| {
+        s.state == State::Up && !s.poll_in_progress
+    });
+    assert_eq!(s.state, State::Up, "{s:?}\nbfdd: {}", lab.peer_json());
+    assert_eq!(
+        s.tx_interval,
+        Duration::from_millis(200),
+        "max(our 100, bfdd RX 200)"
+    );
+    let mut json = String::new();
+    for _ in 0..50 {
+        json = lab.peer_json();
+        if json_field(&json, "status") == Some("up") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(json_field(&json, "multihop"), Some("true"), "{json}");
+    assert_eq!(json_field(&json, "status"), Some("up"), "{json}");
+    assert_eq!(
+        json_field(&json, "remote-id"),
+        Some(s.local_discriminator.to_string().as_str()),
+        "{json}"
+    );
     ctl.send(Cmd::Stop).unwrap();
 }
