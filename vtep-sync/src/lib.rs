@@ -1,5 +1,5 @@
-//! vtep-sync: OVSDB client, typed hardware_vtep tables and (later) the
-//! per-switch reconciler that makes a hardware VTEP match the controller.
+//! vtep-sync: OVSDB client, typed hardware_vtep tables and the per-switch
+//! reconciler that makes a hardware VTEP match the controller.
 //!
 //! # How the pieces fit
 //!
@@ -21,10 +21,26 @@
 //!  writes:  ops::Operation builders ─▶ Client::transact ─▶ ops::parse_transact_result
 //! ```
 //!
-//! Everything except [`client`] and [`target`] is sans-IO: [`framing`],
-//! [`jsonrpc`], [`datum`], [`ops`], [`schema`], [`replica`], [`liveness`] and
-//! [`vtep_tables`] are plain data and functions, fed bytes, JSON and `now`,
-//! and are unit tested on JSON captured from ovsdb-server 3.1. The
+//! The reconciler sits on top:
+//!
+//! ```text
+//!  api::model objects ──desired::compute(switch)──▶ DesiredState (names, MACs, IPs)
+//!                                                        │
+//!  Replica of the switch ─────────────────────────────▶ plan::plan ──▶ Plan (one transaction:
+//!                                                        │              assert lock, wait guards,
+//!                                                        │              inserts, updates, mutates, deletes)
+//!  reconciler::Pacer (sans-IO: synced? locked? schema ok? debounce, backoff,
+//!                     own update seen?) ──▶ Go::Plan ──▶ reconciler edge ──▶ Client::transact (timeout)
+//!                                                                      └──▶ ReconcilerStatus (watch)
+//! ```
+//!
+//! Everything except [`client`], [`target`] and the edge of [`reconciler`]
+//! is sans-IO: [`framing`], [`jsonrpc`], [`datum`], [`ops`], [`schema`],
+//! [`replica`], [`liveness`], [`vtep_tables`], [`desired`], [`plan`] and
+//! [`reconciler::Pacer`] are plain data and functions, fed bytes, JSON,
+//! rows and `now`, and are unit tested on JSON captured from ovsdb-server
+//! 3.1 (the planner also on a small in-crate simulation of the server's
+//! transaction semantics, `testsim`, including garbage collection). The
 //! [`client::Client`] runs one tokio task per server connection that owns
 //! the socket; callers send requests through a channel and get oneshot
 //! replies, and receive [`client::Event`]s (connected, synced, updated,
@@ -32,8 +48,34 @@
 //! rebuilt from a fresh initial dump after every reconnect and swapped in
 //! whole, so readers never see a half-built copy.
 //!
+//! # The reconciler's rules
+//!
+//! - **Level-based and diff-only.** Every pass plans from the switch's
+//!   current rows; rows that are still desired are never rewritten, so a
+//!   controller restart, a crash (`kill -9`) or a switch reconnect writes
+//!   nothing. Stopping deletes nothing.
+//! - **Ownership** (see [`plan`]): the `*_Remote` tables are the
+//!   controller's; logical switches it created carry
+//!   `other_config:bridgehead-owner=vtep-sync`; foreign logical switches and
+//!   the switch's own tables (`Ucast_Macs_Local`, ...) are never written.
+//! - **One writer per switch**: the OVSDB lock [`reconciler::DEFAULT_LOCK`]
+//!   in the switch's database, asserted inside every transaction. A dead
+//!   holder's connection closes and the next instance gets the lock at once;
+//!   a hung holder is dropped by the switch's inactivity probe (the
+//!   `Manager` row's `inactivity_probe`; twice the probe in the worst case).
+//! - **Races**: `wait` guards on rows read then modified (port bindings,
+//!   logical switches); no plan before our previous commit shows up in the
+//!   replica (no duplicates, no reference to a garbage-collected locator);
+//!   failures are retried with backoff, forever.
+//! - **Source-node fallback**: a switch reporting
+//!   `unsupported_source_node_replication` gets service_node replication on
+//!   all its logical switches, remembered on the rows
+//!   (`other_config:bridgehead-replication-fallback`) and in the status.
+//!
 //! Tests against the real ovsdb-server and vtep-ctl live in
-//! `tests/ovsdb_server.rs` behind the `root-tests` feature.
+//! `tests/ovsdb_server.rs` (client) and `tests/reconciler.rs` (reconciler)
+//! behind the `root-tests` feature; `src/bin/vtep-sync-test-driver.rs` runs
+//! one reconciler from a JSON desired state so tests can kill it with `-9`.
 
 #![warn(missing_docs)]
 

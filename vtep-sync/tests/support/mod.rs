@@ -105,6 +105,9 @@ impl OvsdbServer {
             .arg(format!("--remote=ptcp:{}:127.0.0.1", self.tcp_port))
             .arg(format!("--unixctl={}", self.ctl.display()))
             .arg("--no-chdir")
+            // Remotes from Manager rows too, as a switch serves them (their
+            // inactivity_probe is configurable, unlike command-line remotes).
+            .arg("--remote=db:hardware_vtep,Global,managers")
             .arg("-vconsole:info");
         if let (Some(tls), Some(port)) = (&self.tls, self.ssl_port) {
             cmd.arg(format!("--private-key={}", tls.key.display()))
