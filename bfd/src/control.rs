@@ -4,7 +4,7 @@
 //! the only owner of the sessions.
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::manager::{Manager, ManagerError, PeerKey};
+use crate::manager::{Counters, Manager, ManagerError, PeerKey};
 use crate::packet::Diagnostic;
 use crate::session::Status;
 use std::io;
@@ -32,6 +32,7 @@ enum Command {
         mpsc::Sender<Result<(), ConfigError>>,
     ),
     Statuses(mpsc::Sender<Vec<(u32, PeerKey, Status)>>),
+    Counters(mpsc::Sender<Counters>),
     Stop,
 }
 
@@ -161,6 +162,13 @@ impl Handle {
         rx.recv().map_err(|_| ControlError::Stopped)
     }
 
+    /// The manager's packet counters, for metrics.
+    pub fn counters(&self) -> Result<Counters, ControlError> {
+        let (tx, rx) = mpsc::channel();
+        self.send(Command::Counters(tx))?;
+        rx.recv().map_err(|_| ControlError::Stopped)
+    }
+
     /// Ends the loop after the current turn.
     pub fn stop(&self) -> Result<(), ControlError> {
         self.send(Command::Stop)
@@ -192,6 +200,9 @@ impl Control {
                 }
                 Ok(Command::Statuses(r)) => {
                     let _ = r.send(m.statuses_by_discr().collect());
+                }
+                Ok(Command::Counters(r)) => {
+                    let _ = r.send(m.counters());
                 }
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,

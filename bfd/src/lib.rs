@@ -64,6 +64,27 @@
 //! (BFD inside VXLAN), both in network namespaces (feature `root-tests`).
 //! Not yet: IPv6, Demand mode and Echo.
 
+//! # Choices where the RFC leaves room, or where we deviate
+//!
+//! - Poll Sequences run only while Up (as FRR bfdd does): every §6.8.3 hold
+//!   rule is conditioned on Up, and outside Up new values apply at once and
+//!   ride on every packet. One Poll Sequence at a time: changes made during
+//!   one start the next when its Final arrives, so a Final always confirms
+//!   exactly the values its Polls carried.
+//! - When the negotiated interval grows, the packet already scheduled keeps
+//!   its time (the remote's Detection Time still reflects the old rate); when
+//!   it shrinks, the next packet is pulled in at once.
+//! - Jitter (§6.8.7): each interval is reduced by 0–25 %, or by 10–25 % when
+//!   `bfd.DetectMult` is 1 (so 75–90 % of the interval, as the RFC requires).
+//! - Keyed (non-meticulous) MD5/SHA1 advance the sequence number on every
+//!   packet too ("occasionally" allows it). The replay window counts in the
+//!   received packet's Detect Mult.
+//! - Bytes between 24 and Length with the A bit clear are ignored (no §6.8.6
+//!   rule discards them); bytes after Length (padding) are not BFD's.
+//! - A remote in Demand mode is not honoured: we keep sending periodically.
+//! - Demultiplexing by discriminator also checks the source address and
+//!   encapsulation: the discriminator is not a secret.
+
 pub mod auth;
 pub mod config;
 pub mod control;

@@ -234,6 +234,8 @@ fn a_daemon_drives_the_loop_through_a_handle() {
             Diagnostic::AdministrativelyDown
         ))
     );
+    let c = ha.counters().unwrap();
+    assert!(c.received > 0 && c.sent > 0, "{c:?}");
     assert!(ha.remove_session(da).unwrap());
     ha.stop().unwrap();
     drop(hb); // dropping every handle also ends a loop
