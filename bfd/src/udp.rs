@@ -135,11 +135,12 @@ impl Driver {
         })
     }
 
-    /// Serves BFD inside VXLAN to `remote` through the VNI 0 device `ifname`
-    /// (see [`crate::vxlan_link`]); sessions with `Encap::Vxlan` and that
-    /// remote then use it.
-    pub fn attach_vxlan(&mut self, ifname: &str, remote: IpAddr) -> io::Result<()> {
-        self.vxlan.push(VxlanLink::open(ifname, remote)?);
+    /// Serves BFD inside VXLAN through the VNI 0 device `ifname` (see
+    /// [`crate::vxlan_link`]): sessions with `Encap::Vxlan`, remote `peer.remote`
+    /// and local `peer.local` (the device's underlay addresses) then use it.
+    pub fn attach_vxlan(&mut self, ifname: &str, peer: PeerKey) -> io::Result<()> {
+        self.vxlan
+            .push(VxlanLink::open(ifname, peer.remote, peer.local)?);
         Ok(())
     }
 
@@ -294,7 +295,7 @@ impl Driver {
             self.stats.recv_packets += 1;
             let d = Datagram {
                 remote: self.vxlan[i].remote,
-                local: IpAddr::V4(self.config.local),
+                local: self.vxlan[i].local,
                 ttl: Some(ttl),
                 encap: Encap::Vxlan,
                 payload: &buf[..n],

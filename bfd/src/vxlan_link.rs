@@ -28,6 +28,8 @@ pub struct VxlanLink {
     mac: [u8; 6],
     /// The switch's underlay address: the sessions' `PeerKey::remote`.
     pub remote: IpAddr,
+    /// Our underlay address on the device: the sessions' `PeerKey::local`.
+    pub local: IpAddr,
 }
 
 fn ifindex(name: &str) -> io::Result<i32> {
@@ -69,8 +71,9 @@ fn read_mac(fd: libc::c_int, name: &str) -> io::Result<[u8; 6]> {
 }
 
 impl VxlanLink {
-    /// Opens a packet socket on device `name` (a VNI 0 VXLAN device toward `remote`).
-    pub fn open(name: &str, remote: IpAddr) -> io::Result<VxlanLink> {
+    /// Opens a packet socket on device `name` (a VNI 0 VXLAN device from
+    /// `local` toward `remote`).
+    pub fn open(name: &str, remote: IpAddr, local: IpAddr) -> io::Result<VxlanLink> {
         let ifindex = ifindex(name)?;
         // SAFETY: plain socket(2); we own the result on success.
         let raw = unsafe {
@@ -107,6 +110,7 @@ impl VxlanLink {
             ifindex,
             mac,
             remote,
+            local,
         })
     }
 

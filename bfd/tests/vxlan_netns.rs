@@ -47,7 +47,7 @@ fn side(
     };
     m.add_session(peer, cfg, Instant::now()).unwrap();
     let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
-    d.attach_vxlan("vx0", IpAddr::V4(remote)).unwrap();
+    d.attach_vxlan("vx0", peer).unwrap();
     d.run_until(Instant::now() + Duration::from_secs(4))
         .unwrap();
     let up = d
