@@ -229,8 +229,13 @@ pub struct GatewayGroup {
 }
 
 /// What a binding attaches a logical switch to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// On the wire `{"type": "hardware_switch", "switch", "port"}` or
+/// `{"type": "gateway_group", "group"}`. Deserialised by hand rather than
+/// with serde's internally tagged enums, which buffer the object and so
+/// lose the path of a bad field (`attachment` instead of `attachment.port`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Attachment {
     /// A port of a hardware switch (a transport node of kind `hardware_switch`).
     HardwareSwitch {
@@ -244,6 +249,75 @@ pub enum Attachment {
         /// Gateway group name.
         group: String,
     },
+}
+
+/// The `type` tag of an [`Attachment`].
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AttachmentType {
+    HardwareSwitch,
+    GatewayGroup,
+}
+
+impl<'de> Deserialize<'de> for Attachment {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Attachment;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an attachment object with a \"type\"")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Attachment, A::Error> {
+                use serde::de::Error;
+                const FIELDS: &[&str] = &["type", "switch", "port", "group"];
+                let (mut ty, mut switch, mut port, mut group) = (None, None, None, None);
+                while let Some(k) = m.next_key::<String>()? {
+                    // Each value is read as its own type, so a path-tracking
+                    // deserializer sees (and reports) `attachment.<field>`.
+                    let slot_taken = match k.as_str() {
+                        "type" => ty.replace(m.next_value::<AttachmentType>()?).is_some(),
+                        "switch" => switch.replace(m.next_value::<String>()?).is_some(),
+                        "port" => port.replace(m.next_value::<String>()?).is_some(),
+                        "group" => group.replace(m.next_value::<String>()?).is_some(),
+                        other => return Err(A::Error::unknown_field(other, FIELDS)),
+                    };
+                    if slot_taken {
+                        return Err(A::Error::custom(format_args!("duplicate field `{k}`")));
+                    }
+                }
+                match ty.ok_or_else(|| A::Error::missing_field("type"))? {
+                    AttachmentType::HardwareSwitch => {
+                        if group.is_some() {
+                            return Err(A::Error::unknown_field(
+                                "group",
+                                &["type", "switch", "port"],
+                            ));
+                        }
+                        Ok(Attachment::HardwareSwitch {
+                            switch: switch.ok_or_else(|| A::Error::missing_field("switch"))?,
+                            port: port.ok_or_else(|| A::Error::missing_field("port"))?,
+                        })
+                    }
+                    AttachmentType::GatewayGroup => {
+                        for (f, v) in [("switch", &switch), ("port", &port)] {
+                            if v.is_some() {
+                                return Err(A::Error::unknown_field(f, &["type", "group"]));
+                            }
+                        }
+                        Ok(Attachment::GatewayGroup {
+                            group: group.ok_or_else(|| A::Error::missing_field("group"))?,
+                        })
+                    }
+                }
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Connects a logical switch to a physical (port or group, VLAN).
@@ -585,6 +659,41 @@ mod tests {
             r#"{"name":"b","logical_switch":"a","vlan":0,"attachment":{"type":"gateway_group","group":"g","x":1}}"#,
         );
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn attachment_round_trips_and_names_bad_fields() {
+        for a in [
+            Attachment::HardwareSwitch {
+                switch: "tor1".into(),
+                port: "Ethernet1/1".into(),
+            },
+            Attachment::GatewayGroup { group: "g1".into() },
+        ] {
+            let j = serde_json::to_string(&a).unwrap();
+            assert_eq!(serde_json::from_str::<Attachment>(&j).unwrap(), a);
+        }
+        for (bad, field) in [
+            (r#"{"group":"g1"}"#, "type"),
+            (r#"{"type":"port"}"#, "unknown variant"),
+            (r#"{"type":"gateway_group"}"#, "group"),
+            (r#"{"type":"gateway_group","group":1}"#, "group"),
+            (r#"{"type":"gateway_group","group":"g","port":"p"}"#, "port"),
+            (r#"{"type":"hardware_switch","switch":"s"}"#, "port"),
+            (
+                r#"{"type":"hardware_switch","switch":"s","port":"p","x":1}"#,
+                "x",
+            ),
+            (
+                r#"{"type":"gateway_group","group":"g","group":"h"}"#,
+                "group",
+            ),
+        ] {
+            let e = serde_json::from_str::<Attachment>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(field), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -51,13 +51,28 @@ impl ApiError {
         let de = &mut serde_json::Deserializer::from_slice(body);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
-            let field = if path == "." || path == "?" || path.is_empty() {
-                "body".to_string()
-            } else {
-                path
-            };
+            let top = path == "." || path == "?" || path.is_empty();
             // The path already names an unknown field itself.
             let reason = e.into_inner().to_string();
+            // A missing field's path is its parent, and so is an unknown
+            // field's inside a tagged enum (serde buffers its content):
+            // name the field itself.
+            let named = |prefix: &str| {
+                reason
+                    .strip_prefix(prefix)
+                    .and_then(|r| r.split_once('`'))
+                    .map(|(f, _)| f.to_string())
+            };
+            let missing = named("missing field `").or_else(|| {
+                named("unknown field `")
+                    .filter(|f| path.rsplit('.').next() != Some(f.as_str()) && path != *f)
+            });
+            let field = match (missing, top) {
+                (Some(f), true) => f,
+                (Some(f), false) => format!("{path}.{f}"),
+                (None, true) => "body".to_string(),
+                (None, false) => path,
+            };
             ApiError::invalid(field, reason)
         })
     }

@@ -79,6 +79,10 @@ struct App {
     metrics: Arc<metrics::Metrics>,
 }
 
+/// Header of the watch answer: the server's revision when the stream started.
+pub const REVISION_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-bridgehead-revision");
+
 /// The answer to a successful write.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Written {
@@ -264,6 +268,13 @@ async fn put(
     }
     let Query(q) = q.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let object = parse_object(kind, &body(b)?)?;
+    // Report what is wrong with the body itself before comparing its key
+    // with the path (the state machine validates again at apply time).
+    crate::validate::validate_object(&object).map_err(|errors| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        error: "invalid",
+        errors,
+    })?;
     let key = object.key();
     let name = canonical_name(kind, name);
     if key.name != name {
@@ -444,7 +455,8 @@ async fn watch(State(app): State<App>, q: QueryResult<WatchQuery>) -> Result<Res
         Some(ms) => Duration::from_millis(ms),
         None => app.cfg.progress_every,
     };
-    let from = q.revision.unwrap_or_else(|| app.node.state().revision());
+    let current = app.node.state().revision();
+    let from = q.revision.unwrap_or(current);
     let watcher = app.node.watch(from, kinds, progress);
     // Lives as long as the stream: counts open watchers.
     let open = app.metrics.watcher();
@@ -455,7 +467,12 @@ async fn watch(State(app): State<App>, q: QueryResult<WatchQuery>) -> Result<Res
         Some((Ok::<_, Infallible>(Bytes::from(line)), (w, open)))
     });
     Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            // Lets a client see at once that this server is behind what it
+            // has already seen (a restored backup, another cluster).
+            (REVISION_HEADER, current.to_string()),
+        ],
         Body::from_stream(stream),
     )
         .into_response())
