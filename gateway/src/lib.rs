@@ -28,6 +28,14 @@
 //! - [`reconciler`]: the loop. It reads each notification ([`kernel::classify`]):
 //!   learned (dynamic) bridge FDB entries only feed learning, everything else
 //!   asks for a debounced pass.
+//! - [`daemon`]: the `bridgehead-gateway` event loop (binary in
+//!   `src/bin/bridgehead-gateway.rs`): loads the desired state, runs the
+//!   reconciler, serves metrics, writes learned MACs, reloads on change or
+//!   SIGHUP, and stops on SIGTERM/SIGINT leaving the dataplane as it is.
+//! - [`file_store`]: stand-in for the store client: the desired-state JSON file
+//!   (the per-node view the store-driven version will compute, with its store
+//!   revision; an older revision is ignored, a missing or bad file keeps the
+//!   state in force) and the learned-MAC output file.
 //! - [`metrics`]: the Prometheus registry (objects by kind, netlink errors by
 //!   operation, passes and their duration, learned MACs, desired revision and
 //!   store lag) and the `/metrics` listener (default [`metrics::DEFAULT_LISTEN`]).
@@ -52,10 +60,12 @@
 //! number [`desired::NEXTHOP_PROTOCOL`]; nothing else is ever deleted.
 
 pub mod action;
+pub mod daemon;
 pub mod desired;
 pub mod diff;
 #[cfg(test)]
 mod diff_tests;
+pub mod file_store;
 pub mod kernel;
 mod kernel_msgs;
 pub mod learning;

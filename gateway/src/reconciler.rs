@@ -236,6 +236,16 @@ pub async fn run_with(
         if let Some(m) = &out.metrics {
             m.observe_pass(started.elapsed(), &observed, &report);
         }
+        if passes == 1 {
+            // Operators (and the restart test) wait for this line.
+            tracing::info!(
+                planned = report.planned.len(),
+                applied = report.applied,
+                failed = report.failed.len(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "first reconcile pass done"
+            );
+        }
         tracing::debug!(
             pass = passes,
             planned = report.planned.len(),

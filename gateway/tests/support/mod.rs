@@ -211,3 +211,30 @@ impl Drop for Running {
         }
     }
 }
+
+/// A helper process (`bridge monitor`, ...) killed by PID on drop.
+pub struct Killed(pub Option<std::process::Child>);
+
+impl Killed {
+    /// Kills it and returns its stdout lines.
+    pub fn stop(&mut self) -> Vec<String> {
+        let Some(mut c) = self.0.take() else {
+            return vec![];
+        };
+        let _ = c.kill();
+        let out = c.wait_with_output().expect("output");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
