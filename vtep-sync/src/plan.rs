@@ -1342,6 +1342,28 @@ mod tests {
     }
 
     #[test]
+    fn schema_without_other_config_marks_ownership_in_the_description() {
+        let mut v: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/data/vtep.ovsschema")).unwrap();
+        v["tables"]["Logical_Switch"]["columns"]
+            .as_object_mut()
+            .unwrap()
+            .remove("other_config");
+        let schema = crate::schema::DatabaseSchema::from_json(&v).unwrap();
+        let (_, r) = converge(&desired(), &Replica::new(schema));
+        let web = ls_uuid(&r, "web");
+        let ls = LsTable::from_row(web, r.row("Logical_Switch", web).unwrap()).unwrap();
+        assert_eq!(ls.description, DESCRIPTION_MARK);
+        // Dropped from the desired state: recognised as ours and deleted.
+        let mut d = desired();
+        d.logical_switches.remove("web");
+        d.bindings.get_mut("p1").unwrap().remove(&10);
+        let (p, r) = converge(&d, &r);
+        assert!(p.touched.contains(&web));
+        assert!(r.row("Logical_Switch", web).is_none());
+    }
+
+    #[test]
     fn random_desired_states_converge_from_each_other() {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);

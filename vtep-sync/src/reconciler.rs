@@ -373,6 +373,8 @@ impl Pacer {
         }
         if p.is_empty() {
             self.status.in_sync = true;
+            // In sync again: an earlier disconnect or failure is history.
+            self.status.last_error = None;
             self.backoff.reset();
             self.retry_at = None;
         } else {
@@ -489,6 +491,11 @@ struct Edge {
     status: watch::Sender<ReconcilerStatus>,
 }
 
+/// Resolves when the [`Reconciler`] handle is gone (its desired-state sender dropped).
+async fn stopped(desired: &mut watch::Receiver<Arc<DesiredState>>) {
+    while desired.changed().await.is_ok() {}
+}
+
 fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
@@ -523,7 +530,7 @@ impl Edge {
             let outcome = match Client::start(self.client_config(None)) {
                 Err(e) => Err(e.to_string()),
                 Ok((probe, mut events)) => {
-                    let r = tokio::time::timeout(self.config.request_timeout, async {
+                    let ask = tokio::time::timeout(self.config.request_timeout, async {
                         // Wait for the transport, then ask.
                         while let Some(ev) = events.recv().await {
                             if ev == Event::Connected {
@@ -531,8 +538,14 @@ impl Edge {
                             }
                         }
                         Err(ClientError::Stopped)
-                    })
-                    .await;
+                    });
+                    let r = tokio::select! {
+                        r = ask => r,
+                        () = stopped(&mut self.desired) => {
+                            probe.shutdown();
+                            return None;
+                        }
+                    };
                     probe.shutdown();
                     match r {
                         Ok(Ok(s)) => Ok(s),
