@@ -689,9 +689,10 @@ mod tests {
                 "group",
             ),
         ] {
-            let e = serde_json::from_str::<Attachment>(bad)
-                .unwrap_err()
-                .to_string();
+            // The HTTP layer reports the tracked path, or the field the message names.
+            let de = &mut serde_json::Deserializer::from_str(bad);
+            let e = serde_path_to_error::deserialize::<_, Attachment>(de).unwrap_err();
+            let e = format!("{} {}", e.path(), e.inner());
             assert!(e.contains(field), "{bad}: {e}");
         }
     }
