@@ -980,3 +980,35 @@ async fn hung_lock_holder_is_replaced_after_the_switch_probe() {
     assert!(takeover < Duration::from_secs(10));
     drop(a); // SIGKILL works on a stopped process
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_by_another_writer_is_corrected_while_running() {
+    let srv = OvsdbServer::start();
+    switch_agent(&srv);
+    let r = Reconciler::start(config(&srv), Store::new().desired());
+    synced_after(&r, 1).await;
+    // Someone edits the switch behind the controller's back.
+    srv.vtep_ctl(&[
+        "del-ucast-remote",
+        "web",
+        "02:00:00:00:00:01",
+        "--",
+        "add-ucast-remote",
+        "web",
+        "02:00:00:00:77:77",
+        "198.18.0.77",
+        "--",
+        "set",
+        "Logical_Switch",
+        "web",
+        "tunnel_key=9",
+        "--",
+        "unbind-ls",
+        "tor1",
+        "p1",
+        "20",
+    ]);
+    let st = synced_after(&r, 2).await;
+    assert_eq!(st.transactions, 2, "one corrective transaction: {st:#?}");
+    assert_programmed(&srv);
+}
