@@ -29,6 +29,7 @@
 //!      └──────── watch ◀── broadcast (after commit) + history replay from redb
 //! ```
 
+pub mod client;
 pub mod http;
 pub mod model;
 pub mod node;

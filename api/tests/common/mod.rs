@@ -19,7 +19,12 @@ impl Controller {
     /// Starts the binary on `data_dir`, listening on a free loopback port;
     /// without `--tokens` in `extra` it runs with `--insecure-no-auth`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Controller {
-        let c = Controller::spawn(data_dir, extra);
+        Controller::start_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Controller::start`] on a given address (to restart on the same port).
+    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Controller {
+        let c = Controller::spawn_on(data_dir, listen, extra);
         // Wait until the store is leader and takes writes.
         for _ in 0..200 {
             if let Ok((200, _)) = request(c.addr, "GET", "/readyz", None) {
@@ -32,6 +37,11 @@ impl Controller {
 
     /// Starts the binary and returns once it listens (not necessarily ready).
     pub fn spawn(data_dir: &Path, extra: &[&str]) -> Controller {
+        Controller::spawn_on(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Controller::spawn`] on a given address.
+    pub fn spawn_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Controller {
         let insecure: &[&str] = if extra.contains(&"--tokens") {
             &[]
         } else {
@@ -40,7 +50,7 @@ impl Controller {
         let mut child = Command::new(env!("CARGO_BIN_EXE_bridgehead-controller"))
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(insecure)
             .args(extra)
             .stdout(Stdio::piped())
