@@ -59,6 +59,15 @@
 //! Links carry the alias `bridgehead:<role>:vni=<vni>`, nexthops the protocol
 //! number [`desired::NEXTHOP_PROTOCOL`]; nothing else is ever deleted.
 
+//!
+//! Measured (`cargo bench -p gateway --bench fdb`, root, release; kernel
+//! 6.18, 2 cores): programming 100,000 remote MACs (200,000 kernel entries)
+//! takes the reconciler's first pass about as long as `bridge -batch` adding
+//! the same entries (~1.2 s each); a no-op pass at that size costs ~3.6 s,
+//! almost all of it the kernel's AF_BRIDGE FDB dump (`bridge fdb show` alone
+//! takes ~3.3 s of system time there), which is why learned-entry
+//! notifications do not trigger passes.
+
 pub mod action;
 pub mod daemon;
 pub mod desired;
