@@ -4,40 +4,41 @@
 //! the only owner of the sessions.
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::manager::{Counters, Manager, ManagerError, PeerKey};
+use crate::manager::{Counters, ManagerError, PeerKey};
 use crate::packet::Diagnostic;
-use crate::session::Status;
+use crate::session::{Event, Status};
+use crate::stats::Snapshot;
+use crate::udp::Driver;
+use futures::channel::oneshot;
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::pin::Pin;
 use std::sync::{Arc, mpsc};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+/// The loop's answer to one request.
+type Reply<T> = oneshot::Sender<T>;
 
 /// A request to the loop; replies come back on the embedded channel.
 #[derive(Debug)]
 enum Command {
-    Add(
-        PeerKey,
-        SessionConfig,
-        mpsc::Sender<Result<u32, ManagerError>>,
-    ),
-    Remove(u32, mpsc::Sender<bool>),
+    Add(PeerKey, SessionConfig, Reply<Result<u32, ManagerError>>),
+    Remove(u32, Reply<bool>),
     AdminDown(u32, Diagnostic),
     AdminUp(u32),
-    SetParams(
-        u32,
-        Duration,
-        Duration,
-        u8,
-        mpsc::Sender<Result<(), ConfigError>>,
-    ),
-    Statuses(mpsc::Sender<Vec<(u32, PeerKey, Status)>>),
-    Counters(mpsc::Sender<Counters>),
+    SetParams(u32, Duration, Duration, u8, Reply<Result<(), ConfigError>>),
+    Statuses(Reply<Vec<(u32, PeerKey, Status)>>),
+    Counters(Reply<Counters>),
+    Snapshot(Reply<Snapshot>),
+    AttachVxlan(String, PeerKey, Reply<io::Result<()>>),
     Stop,
 }
 
 /// Why a command could not be carried out.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Error)]
 pub enum ControlError {
     /// The loop has ended.
     #[error("BFD loop is not running")]
@@ -48,6 +49,29 @@ pub enum ControlError {
     /// Invalid timing parameters.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A device could not be opened.
+    #[error("attach VXLAN device: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Where [`crate::udp::Driver::run`] delivers state changes: a std channel
+/// for threads, or a futures channel whose receiver is a `Stream` for async
+/// tasks. A closed receiver is ignored (nobody listens any more).
+pub trait EventSink {
+    /// Hands over one state change; must not block.
+    fn deliver(&self, event: (u32, PeerKey, Event));
+}
+
+impl EventSink for std::sync::mpsc::Sender<(u32, PeerKey, Event)> {
+    fn deliver(&self, event: (u32, PeerKey, Event)) {
+        let _ = self.send(event);
+    }
+}
+
+impl EventSink for futures::channel::mpsc::UnboundedSender<(u32, PeerKey, Event)> {
+    fn deliver(&self, event: (u32, PeerKey, Event)) {
+        let _ = self.unbounded_send(event);
+    }
 }
 
 #[derive(Debug)]
@@ -78,7 +102,8 @@ impl Wake {
     }
 }
 
-/// The cloneable, `Send` side: what other threads hold.
+/// The cloneable, `Send` side: what other threads hold. Every request is
+/// answered within one turn of the loop (an eventfd wakes it at once).
 #[derive(Debug, Clone)]
 pub struct Handle {
     tx: mpsc::Sender<Command>,
@@ -105,6 +130,29 @@ pub fn channel() -> io::Result<(Handle, Control)> {
     ))
 }
 
+/// An answer on its way from the loop: `wait()` for it from a thread, or
+/// `.await` it from an async task (no runtime needed, nothing blocks).
+#[derive(Debug)]
+#[must_use = "the request is sent; wait for or await the answer"]
+pub struct Pending<T>(oneshot::Receiver<T>);
+
+impl<T> Pending<T> {
+    /// Blocks the calling thread until the loop answers.
+    pub fn wait(self) -> Result<T, ControlError> {
+        futures::executor::block_on(self)
+    }
+}
+
+impl<T> Future for Pending<T> {
+    type Output = Result<T, ControlError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.map_err(|_| ControlError::Stopped))
+    }
+}
+
 impl Handle {
     fn send(&self, c: Command) -> Result<(), ControlError> {
         self.tx.send(c).map_err(|_| ControlError::Stopped)?;
@@ -112,18 +160,36 @@ impl Handle {
         Ok(())
     }
 
+    fn request<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Pending<T> {
+        let (tx, rx) = oneshot::channel();
+        // A stopped loop drops the command and with it the reply sender, so
+        // the answer then resolves to `Stopped`.
+        let _ = self.send(make(tx));
+        Pending(rx)
+    }
+
     /// Adds a session; returns its local discriminator.
     pub fn add_session(&self, peer: PeerKey, config: SessionConfig) -> Result<u32, ControlError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(Command::Add(peer, config, tx))?;
-        Ok(rx.recv().map_err(|_| ControlError::Stopped)??)
+        Ok(self.add_session_async(peer, config).wait()??)
+    }
+
+    /// [`Handle::add_session`] without blocking.
+    pub fn add_session_async(
+        &self,
+        peer: PeerKey,
+        config: SessionConfig,
+    ) -> Pending<Result<u32, ManagerError>> {
+        self.request(|r| Command::Add(peer, config, r))
     }
 
     /// Removes a session; false if there was none.
     pub fn remove_session(&self, discr: u32) -> Result<bool, ControlError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(Command::Remove(discr, tx))?;
-        rx.recv().map_err(|_| ControlError::Stopped)
+        self.remove_session_async(discr).wait()
+    }
+
+    /// [`Handle::remove_session`] without blocking.
+    pub fn remove_session_async(&self, discr: u32) -> Pending<bool> {
+        self.request(|r| Command::Remove(discr, r))
     }
 
     /// §6.8.16 AdminDown with `diag`.
@@ -144,29 +210,54 @@ impl Handle {
         rx_interval: Duration,
         mult: u8,
     ) -> Result<(), ControlError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(Command::SetParams(
-            discr,
-            tx_interval,
-            rx_interval,
-            mult,
-            tx,
-        ))?;
-        Ok(rx.recv().map_err(|_| ControlError::Stopped)??)
+        Ok(self
+            .set_params_async(discr, tx_interval, rx_interval, mult)
+            .wait()??)
+    }
+
+    /// [`Handle::set_params`] without blocking.
+    pub fn set_params_async(
+        &self,
+        discr: u32,
+        tx_interval: Duration,
+        rx_interval: Duration,
+        mult: u8,
+    ) -> Pending<Result<(), ConfigError>> {
+        self.request(|r| Command::SetParams(discr, tx_interval, rx_interval, mult, r))
     }
 
     /// Every session's status.
     pub fn statuses(&self) -> Result<Vec<(u32, PeerKey, Status)>, ControlError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(Command::Statuses(tx))?;
-        rx.recv().map_err(|_| ControlError::Stopped)
+        self.statuses_async().wait()
     }
 
-    /// The manager's packet counters, for metrics.
+    /// [`Handle::statuses`] without blocking.
+    pub fn statuses_async(&self) -> Pending<Vec<(u32, PeerKey, Status)>> {
+        self.request(Command::Statuses)
+    }
+
+    /// The manager's packet counters.
     pub fn counters(&self) -> Result<Counters, ControlError> {
-        let (tx, rx) = mpsc::channel();
-        self.send(Command::Counters(tx))?;
-        rx.recv().map_err(|_| ControlError::Stopped)
+        self.request(Command::Counters).wait()
+    }
+
+    /// Everything metrics need, without walking the sessions.
+    pub fn snapshot(&self) -> Result<Snapshot, ControlError> {
+        self.snapshot_async().wait()
+    }
+
+    /// [`Handle::snapshot`] without blocking.
+    pub fn snapshot_async(&self) -> Pending<Snapshot> {
+        self.request(Command::Snapshot)
+    }
+
+    /// Opens VNI 0 device `ifname` for VXLAN sessions toward `peer.remote`
+    /// (see [`crate::udp::Driver::attach_vxlan`]); a device already attached
+    /// for that remote is kept.
+    pub fn attach_vxlan(&self, ifname: &str, peer: PeerKey) -> Result<(), ControlError> {
+        Ok(self
+            .request(|r| Command::AttachVxlan(ifname.to_owned(), peer, r))
+            .wait()??)
     }
 
     /// Ends the loop after the current turn.
@@ -181,28 +272,39 @@ impl Control {
     }
 
     /// Applies every queued command; false when the loop should end.
-    pub(crate) fn apply(&self, m: &mut Manager) -> bool {
+    pub(crate) fn apply(&self, d: &mut Driver) -> bool {
         self.wake.clear();
         loop {
             let now = Instant::now();
             // Replies go to callers that may have given up waiting: ignore send errors.
             match self.rx.try_recv() {
                 Ok(Command::Add(peer, cfg, r)) => {
-                    let _ = r.send(m.add_session(peer, cfg, now));
+                    let _ = r.send(d.manager_mut().add_session(peer, cfg, now));
                 }
-                Ok(Command::Remove(d, r)) => {
-                    let _ = r.send(m.remove_session(d));
+                Ok(Command::Remove(id, r)) => {
+                    let _ = r.send(d.manager_mut().remove_session(id));
                 }
-                Ok(Command::AdminDown(d, diag)) => m.set_admin_down(d, now, diag),
-                Ok(Command::AdminUp(d)) => m.set_admin_up(d, now),
-                Ok(Command::SetParams(d, tx, rx, mult, r)) => {
-                    let _ = r.send(m.set_params(d, now, tx, rx, mult));
+                Ok(Command::AdminDown(id, diag)) => d.manager_mut().set_admin_down(id, now, diag),
+                Ok(Command::AdminUp(id)) => d.manager_mut().set_admin_up(id, now),
+                Ok(Command::SetParams(id, tx, rx, mult, r)) => {
+                    let _ = r.send(d.manager_mut().set_params(id, now, tx, rx, mult));
                 }
                 Ok(Command::Statuses(r)) => {
-                    let _ = r.send(m.statuses_by_discr().collect());
+                    let _ = r.send(d.manager().statuses_by_discr().collect());
                 }
                 Ok(Command::Counters(r)) => {
-                    let _ = r.send(m.counters());
+                    let _ = r.send(d.manager().counters());
+                }
+                Ok(Command::Snapshot(r)) => {
+                    let _ = r.send(d.snapshot());
+                }
+                Ok(Command::AttachVxlan(ifname, peer, r)) => {
+                    let res = if d.has_vxlan(peer.remote) {
+                        Ok(())
+                    } else {
+                        d.attach_vxlan(&ifname, peer)
+                    };
+                    let _ = r.send(res);
                 }
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,

@@ -76,6 +76,12 @@ impl<K: Copy + Eq + Hash + Ord> Deadlines<K> {
     /// Removes and returns a key whose deadline is at or before `now`, earliest
     /// first; call until `None`. The key has no deadline afterwards.
     pub fn pop_expired(&mut self, now: Instant) -> Option<K> {
+        self.pop_expired_at(now).map(|(k, _)| k)
+    }
+
+    /// Like [`Deadlines::pop_expired`], with the deadline that expired, so
+    /// the caller can measure how late it is served.
+    pub fn pop_expired_at(&mut self, now: Instant) -> Option<(K, Instant)> {
         self.drop_stale_top();
         let Reverse((t, _, key)) = *self.heap.peek()?;
         if t > now {
@@ -83,7 +89,7 @@ impl<K: Copy + Eq + Hash + Ord> Deadlines<K> {
         }
         self.heap.pop();
         self.live.remove(&key);
-        Some(key)
+        Some((key, t))
     }
 
     /// Keys with a live deadline.

@@ -55,7 +55,14 @@
 //!
 //! - [`control`]: a cloneable `Handle` (commands through a channel, an
 //!   eventfd to wake the loop) so a daemon's other tasks can add, change and
-//!   read sessions while `Driver::run` owns them.
+//!   read sessions while `Driver::run` owns them. Each request has a
+//!   blocking form and an `_async` form returning a `Pending` future (no
+//!   runtime needed); state changes go to any [`control::EventSink`]: a std
+//!   channel, or a futures channel whose receiver is a `Stream`.
+//! - [`stats`] and [`metrics`]: the loop keeps sessions-by-state counts and a
+//!   deadline-lag histogram incrementally (bounded, no walk over sessions);
+//!   `Handle::snapshot` hands them out with the packet and drop counters, and
+//!   `metrics::Metrics` renders them for Prometheus with bounded labels only.
 //!
 //! - [`vxlan_link`]: BFD inside VXLAN through a kernel VNI 0 device per
 //!   switch and an `AF_PACKET` socket carrying the inner frames of [`vxlan`].
@@ -90,8 +97,10 @@ pub mod config;
 pub mod control;
 pub mod deadlines;
 pub mod manager;
+pub mod metrics;
 pub mod packet;
 pub mod session;
+pub mod stats;
 pub mod timers;
 pub mod udp;
 pub mod vxlan;

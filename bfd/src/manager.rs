@@ -7,8 +7,10 @@
 
 use crate::config::{ConfigError, SessionConfig};
 use crate::deadlines::Deadlines;
+use crate::packet::State;
 use crate::packet::{Diagnostic, MAX_LEN, ReceptionError, Repr};
 use crate::session::{Discard, Event, Session, Status};
+use crate::stats::{LagHistogram, StateCounts};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
@@ -133,6 +135,12 @@ pub struct Counters {
     pub ttl: u64,
     /// Dropped by a session (auth or session rules) or for a peer mismatch.
     pub rejected: u64,
+    /// Times a session left Up (removed sessions' flaps stay counted).
+    pub flaps: u64,
+    /// Times a session went Down because its Detection Time expired (diag 1).
+    pub detections: u64,
+    /// State changes of all sessions.
+    pub state_changes: u64,
 }
 
 /// Manager-wide settings.
@@ -195,6 +203,8 @@ pub struct Manager {
     transmits: VecDeque<Transmit>,
     events: VecDeque<(u32, PeerKey, Event)>,
     counters: Counters,
+    states: StateCounts,
+    lag: LagHistogram,
 }
 
 impl Manager {
@@ -221,6 +231,8 @@ impl Manager {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            states: StateCounts::default(),
+            lag: LagHistogram::default(),
         })
     }
 
@@ -266,6 +278,7 @@ impl Manager {
             },
         );
         self.by_peer.insert(peer, discr);
+        self.states.add(State::Down);
         self.service(discr, now);
         Ok(discr)
     }
@@ -278,6 +291,7 @@ impl Manager {
         };
         self.by_peer.remove(&e.peer);
         self.deadlines.set(discr, None);
+        self.states.remove(e.session.state());
         true
     }
 
@@ -316,6 +330,16 @@ impl Manager {
     /// Counters since creation.
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// Sessions by state, kept up to date on every change (no walk).
+    pub fn state_counts(&self) -> StateCounts {
+        self.states
+    }
+
+    /// How late deadlines were served so far.
+    pub fn lag(&self) -> LagHistogram {
+        self.lag
     }
 
     /// §6.8.16 for one session.
@@ -420,7 +444,8 @@ impl Manager {
 
     /// Runs every session whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some(discr) = self.deadlines.pop_expired(now) {
+        while let Some((discr, due)) = self.deadlines.pop_expired_at(now) {
+            self.lag.observe(now - due);
             if let Some(e) = self.sessions.get_mut(&discr) {
                 e.session.handle_timeout(now);
                 self.service(discr, now);
@@ -469,6 +494,15 @@ impl Manager {
             });
         }
         while let Some(ev) = e.session.poll_event() {
+            let Event::StateChange { from, to, diag, .. } = ev;
+            self.states.moved(from, to);
+            self.counters.state_changes += 1;
+            if from == State::Up {
+                self.counters.flaps += 1;
+            }
+            if to == State::Down && diag == Diagnostic::ControlDetectionTimeExpired {
+                self.counters.detections += 1;
+            }
             self.events.push_back((discr, e.peer, ev));
         }
         self.deadlines.set(discr, e.session.poll_timeout());

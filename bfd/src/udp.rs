@@ -10,17 +10,16 @@
 //! IPv4 only. BFD inside VXLAN goes through kernel VNI 0 devices attached
 //! with [`Driver::attach_vxlan`] (see [`crate::vxlan_link`]).
 
-use crate::control::Control;
+use crate::control::{Control, EventSink};
 use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
-use crate::session::Event;
+use crate::stats::Snapshot;
 use crate::vxlan_link::VxlanLink;
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Socket-layer settings.
@@ -176,20 +175,31 @@ impl Driver {
     /// until every handle is dropped: commands from `control` are applied
     /// between turns and state changes go to `events` (a closed receiver is
     /// ignored).
-    pub fn run(
-        &mut self,
-        control: &Control,
-        events: &mpsc::Sender<(u32, PeerKey, Event)>,
-    ) -> io::Result<()> {
+    pub fn run(&mut self, control: &Control, events: &impl EventSink) -> io::Result<()> {
         loop {
             let keep_going = self.turn(None, Some(control.wake_fd()))?;
             while let Some(e) = self.manager.poll_event() {
-                let _ = events.send(e);
+                events.deliver(e);
             }
-            if !keep_going || !control.apply(&mut self.manager) {
+            if !keep_going || !control.apply(self) {
                 return Ok(());
             }
         }
+    }
+
+    /// Counters and aggregates for metrics, without walking the sessions.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            counters: self.manager.counters(),
+            states: self.manager.state_counts(),
+            lag: self.manager.lag(),
+            io: self.stats,
+        }
+    }
+
+    /// A VNI 0 device toward `remote` is attached.
+    pub fn has_vxlan(&self, remote: IpAddr) -> bool {
+        self.vxlan.iter().any(|l| l.remote == remote)
     }
 
     /// One wake-up: run due sessions, send, sleep until the next deadline (or

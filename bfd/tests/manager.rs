@@ -358,3 +358,41 @@ fn first_packets_of_a_burst_of_sessions_are_spread() {
         "{per_slot:?}"
     );
 }
+
+#[test]
+fn aggregates_for_metrics_follow_state_changes_without_a_walk() {
+    let mut p = Pair::new(10, Encap::SingleHop);
+    let s = p.m[0].state_counts();
+    assert_eq!((s.down, s.up, s.total()), (10, 0, 10));
+    p.run_for(Duration::from_secs(5));
+    let s = p.m[0].state_counts();
+    assert_eq!((s.down, s.init, s.up), (0, 0, 10));
+    let c = p.m[0].counters();
+    assert_eq!((c.flaps, c.detections), (0, 0));
+    assert!(c.state_changes >= 10);
+    // A virtual clock serves every deadline on time: all lag in the first bucket.
+    let lag = p.m[0].lag();
+    assert!(lag.count() > 0);
+    assert_eq!(lag.counts[0], lag.count());
+
+    // Silence from B: A's sessions all detect the failure (diag 1).
+    let end = p.now + Duration::from_secs(2);
+    while let Some(t) = p.m[0].poll_timeout().filter(|t| *t <= end) {
+        p.m[0].handle_timeout(t);
+        while p.m[0].poll_transmit().is_some() {}
+    }
+    let s = p.m[0].state_counts();
+    assert_eq!((s.down, s.up), (10, 0));
+    let c = p.m[0].counters();
+    assert_eq!((c.flaps, c.detections), (10, 10));
+
+    // Removing a session takes it out of the state counts; counters stay.
+    let (d, _) = p.m[0]
+        .statuses_by_discr()
+        .map(|(d, k, _)| (d, k))
+        .next()
+        .unwrap();
+    assert!(p.m[0].remove_session(d));
+    assert_eq!(p.m[0].state_counts().total(), 9);
+    assert_eq!(p.m[0].counters().flaps, 10);
+}

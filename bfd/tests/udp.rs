@@ -243,3 +243,65 @@ fn a_daemon_drives_the_loop_through_a_handle() {
     assert_eq!(tb.join().unwrap().len(), 1);
     assert!(ha.statuses().is_err(), "the loop is gone");
 }
+
+#[test]
+fn an_async_task_drives_the_loop_and_streams_events() {
+    use bfd::control;
+    use bfd::session::Event;
+    use futures::StreamExt;
+    let (a_ip, b_ip) = (addr(0x44, 1), addr(0x44, 2));
+    let spawn = |local: Ipv4Addr, seed: u64, port_base: u16| {
+        let m = Manager::new(ManagerConfig {
+            seed,
+            src_port_base: port_base,
+            src_port_count: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
+        let (handle, ctl) = control::channel().unwrap();
+        let (etx, erx) = futures::channel::mpsc::unbounded();
+        let t = std::thread::spawn(move || d.run(&ctl, &etx).unwrap());
+        (handle, erx, t)
+    };
+    let (ha, mut ea, ta) = spawn(a_ip, 3, 50500);
+    let (hb, _eb, tb) = spawn(b_ip, 4, 50600);
+    let key = |local, remote| PeerKey {
+        remote: IpAddr::V4(remote),
+        local: IpAddr::V4(local),
+        encap: Encap::SingleHop,
+    };
+    futures::executor::block_on(async {
+        let da = ha
+            .add_session_async(key(a_ip, b_ip), cfg())
+            .await
+            .unwrap()
+            .unwrap();
+        hb.add_session_async(key(b_ip, a_ip), cfg())
+            .await
+            .unwrap()
+            .unwrap();
+        // The stream yields A's changes until Up.
+        loop {
+            let (d, _, Event::StateChange { to, .. }) = ea.next().await.unwrap();
+            if d == da && to == State::Up {
+                break;
+            }
+        }
+        let s = ha.snapshot_async().await.unwrap();
+        assert_eq!((s.states.up, s.states.total()), (1, 1));
+        assert!(s.counters.received > 0 && s.io.send_packets > 0, "{s:?}");
+        assert!(s.lag.count() > 0);
+        let st = ha.statuses_async().await.unwrap();
+        assert_eq!(st[0].2.state, State::Up);
+        assert!(ha.remove_session_async(da).await.unwrap());
+    });
+    ha.stop().unwrap();
+    hb.stop().unwrap();
+    ta.join().unwrap();
+    tb.join().unwrap();
+    assert!(
+        futures::executor::block_on(ha.snapshot_async()).is_err(),
+        "a stopped loop answers Stopped"
+    );
+}
