@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::Method;
+pub use hyper::Method;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -242,6 +242,18 @@ impl Client {
         serde_json::to_vec(v)
             .map(Bytes::from)
             .map_err(|e| ClientError::Decode(e.to_string()))
+    }
+
+    /// Any API call with a JSON body, answered as JSON: the escape hatch for
+    /// tools that pass user-written objects through (the server names bad fields).
+    pub async fn request_json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let body = body.map(Self::body).transpose()?;
+        self.call(method, path, body).await
     }
 
     /// Creates a desired object (409 if it exists).
