@@ -85,6 +85,7 @@ pub mod desired;
 pub mod framing;
 pub mod jsonrpc;
 pub mod liveness;
+pub mod observed;
 pub mod ops;
 pub mod plan;
 pub mod reconciler;

@@ -38,6 +38,7 @@ use crate::client::{Client, ClientConfig, ClientError, Event, MonitorConfig};
 use crate::datum::Uuid;
 use crate::desired::DesiredState;
 use crate::liveness::Backoff;
+use crate::observed::{ObserveContext, Observed, observe};
 use crate::ops::{OpResult, Operation};
 use crate::plan::{Plan, PlanCounts, PlanOptions, SOURCE_NODE_FAULT, plan};
 use crate::replica::{Change, MonitorSpec};
@@ -59,6 +60,16 @@ pub const MONITORED_TABLES: &[&str] = &[
     "Ucast_Macs_Remote",
     "Mcast_Macs_Local",
     "Mcast_Macs_Remote",
+    "Tunnel",
+];
+
+/// Tables whose changes may change the observed state ([`crate::observed`]).
+const OBSERVED_TABLES: &[&str] = &[
+    "Physical_Switch",
+    "Physical_Port",
+    "Logical_Switch",
+    "Physical_Locator",
+    "Ucast_Macs_Local",
     "Tunnel",
 ];
 
@@ -434,6 +445,7 @@ impl Pacer {
 pub struct Reconciler {
     desired: watch::Sender<Arc<DesiredState>>,
     status: watch::Receiver<ReconcilerStatus>,
+    observed: watch::Receiver<Arc<Observed>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -442,6 +454,7 @@ impl Reconciler {
     pub fn start(config: ReconcilerConfig, desired: DesiredState) -> Self {
         let (desired_tx, desired_rx) = watch::channel(Arc::new(desired));
         let (status_tx, status_rx) = watch::channel(ReconcilerStatus::default());
+        let (observed_tx, observed_rx) = watch::channel(Arc::new(Observed::default()));
         let span = info_span!("vtep_sync", switch = %config.switch);
         let task = tokio::spawn(
             Edge {
@@ -449,6 +462,8 @@ impl Reconciler {
                 config,
                 desired: desired_rx,
                 status: status_tx,
+                observed: observed_tx,
+                observed_dirty: true,
             }
             .run()
             .instrument(span),
@@ -456,6 +471,7 @@ impl Reconciler {
         Self {
             desired: desired_tx,
             status: status_rx,
+            observed: observed_rx,
             task,
         }
     }
@@ -475,6 +491,18 @@ impl Reconciler {
         self.status.clone()
     }
 
+    /// What the switch reports (learned MACs, tunnel and switch status), as
+    /// of the latest replica change; see [`crate::observed`].
+    pub fn observed(&self) -> Arc<Observed> {
+        self.observed.borrow().clone()
+    }
+
+    /// A receiver that sees every change of the observed state: what a
+    /// store writer follows to put and delete observed objects.
+    pub fn watch_observed(&self) -> watch::Receiver<Arc<Observed>> {
+        self.observed.clone()
+    }
+
     /// Stops the reconciler and waits for its connection to close (which
     /// releases the lock at once for a standby).
     pub async fn stop(self) {
@@ -489,6 +517,9 @@ struct Edge {
     pacer: Pacer,
     desired: watch::Receiver<Arc<DesiredState>>,
     status: watch::Sender<ReconcilerStatus>,
+    observed: watch::Sender<Arc<Observed>>,
+    /// Something the observed state depends on changed since it was computed.
+    observed_dirty: bool,
 }
 
 /// Resolves when the [`Reconciler`] handle is gone (its desired-state sender dropped).
@@ -501,7 +532,11 @@ fn now() -> std::time::Instant {
 }
 
 impl Edge {
-    fn publish(&self) {
+    fn publish(&mut self, client: Option<&Client>) {
+        if self.observed_dirty {
+            self.observed_dirty = false;
+            self.refresh_observed(client);
+        }
         self.status.send_if_modified(|s| {
             if *s == self.pacer.status {
                 false
@@ -558,7 +593,7 @@ impl Edge {
                 Ok(schema) => match check_schema(&schema) {
                     Ok(()) => {
                         self.pacer.on_schema(Ok(()));
-                        self.publish();
+                        self.publish(None);
                         return Some(schema);
                     }
                     Err(e) => {
@@ -573,7 +608,7 @@ impl Edge {
                     self.pacer.status.last_error = Some(e);
                 }
             }
-            self.publish();
+            self.publish(None);
             let delay = backoff.next_delay(rand::random::<f64>());
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -604,7 +639,7 @@ impl Edge {
             Err(e) => {
                 error!(error = %e, "cannot start the OVSDB client");
                 self.pacer.status.last_error = Some(e.to_string());
-                self.publish();
+                self.publish(None);
                 return;
             }
         };
@@ -635,14 +670,20 @@ impl Edge {
                 },
                 r = self.desired.changed() => match r {
                     Err(_) => break,
-                    Ok(()) => self.pacer.mark_dirty(now()),
+                    Ok(()) => {
+                        self.pacer.mark_dirty(now());
+                        // The VNI -> store name map may have changed.
+                        self.observed_dirty = true;
+                    }
                 },
                 _ = sleep => {}
             }
             if self.pacer.poll(now()) == Go::Plan {
                 self.reconcile(&client, &mut events).await;
+                // The plan may have found the source-node fallback fault.
+                self.observed_dirty = true;
             }
-            self.publish();
+            self.publish(Some(&client));
         }
         client.shutdown();
         info!("reconciler stopped; switch left as it is");
@@ -670,6 +711,52 @@ impl Edge {
         self.pacer.on_event(now(), ev);
         if let Event::Updated(_) | Event::Synced { .. } = ev {
             self.count_rows(client);
+        }
+        self.observed_dirty |= match ev {
+            Event::Updated(changes) => changes
+                .iter()
+                .any(|c| OBSERVED_TABLES.contains(&c.table.as_str())),
+            Event::Locked(_) | Event::Stolen(_) => false,
+            Event::Connected | Event::Synced { .. } | Event::Disconnected { .. } => true,
+        };
+    }
+
+    /// Recomputes what the switch reports and publishes it when it changed.
+    fn refresh_observed(&mut self, client: Option<&Client>) {
+        let desired = self.desired.borrow().clone();
+        let mut extra = BTreeSet::new();
+        if self.pacer.status.source_node_fallback {
+            extra.insert(SOURCE_NODE_FAULT.to_owned());
+        }
+        let ctx = ObserveContext {
+            reporter: &self.config.switch,
+            physical_switch: self.config.physical_switch.as_deref(),
+            desired: &desired,
+            // Connected and read: until the fresh dump is in, the replica
+            // still holds what the previous session saw.
+            connected: self.pacer.status.connected && self.pacer.status.synced,
+            extra_faults: &extra,
+        };
+        let result = match client {
+            Some(c) => c.with_replica(|r| observe(r, &ctx)),
+            None => observe(None, &ctx),
+        };
+        match result {
+            Ok(o) => {
+                self.observed.send_if_modified(|cur| {
+                    if **cur == o {
+                        return false;
+                    }
+                    if cur.skipped != o.skipped {
+                        for s in &o.skipped {
+                            debug!(row = %s, "not reported to the store");
+                        }
+                    }
+                    *cur = Arc::new(o);
+                    true
+                });
+            }
+            Err(e) => warn!(error = %e, "cannot read the observed state"),
         }
     }
 

@@ -1,0 +1,238 @@
+//! The observed state a running reconciler reports, against the real
+//! ovsdb-server with vtep-ctl playing the switch's own agent (what ovs-vtep
+//! or a ToR's firmware writes: local MACs, faults, tunnels with BFD status).
+#![cfg(feature = "root-tests")]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use api::model::{BfdState, LearnedMac, Object, Replication};
+use support::OvsdbServer;
+use vtep_sync::desired::{DesiredLogicalSwitch, DesiredState, RemoteTarget};
+use vtep_sync::observed::{Observed, diff};
+use vtep_sync::reconciler::{Reconciler, ReconcilerConfig};
+
+const T: Duration = Duration::from_secs(20);
+
+fn desired() -> DesiredState {
+    let mut d = DesiredState {
+        local_tunnel_ips: BTreeSet::from([Ipv4Addr::new(198, 18, 0, 1)]),
+        ..DesiredState::default()
+    };
+    d.logical_switches.insert(
+        "web".into(),
+        DesiredLogicalSwitch {
+            vni: 5001,
+            replication: Replication::SourceNode,
+            remote_macs: BTreeMap::from([(
+                "02:00:00:00:00:01".parse().unwrap(),
+                RemoteTarget {
+                    locator: Ipv4Addr::new(198, 18, 0, 11),
+                    ip: None,
+                },
+            )]),
+            service_nodes: BTreeSet::new(),
+            peers: BTreeSet::from([Ipv4Addr::new(198, 18, 0, 11)]),
+        },
+    );
+    d.bindings
+        .insert("p1".into(), BTreeMap::from([(10, "web".to_owned())]));
+    d
+}
+
+async fn until_observed(
+    r: &Reconciler,
+    what: &str,
+    pred: impl Fn(&Observed) -> bool,
+) -> Arc<Observed> {
+    let mut rx = r.watch_observed();
+    let res = tokio::time::timeout(T, async {
+        loop {
+            {
+                let o = rx.borrow_and_update();
+                if pred(&o) {
+                    return o.clone();
+                }
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await;
+    res.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:#?}", r.observed()))
+}
+
+fn learned(o: &Observed) -> Vec<LearnedMac> {
+    o.learned_macs.values().cloned().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn learned_macs_faults_and_tunnel_state_reach_the_observed_state() {
+    let mut srv = OvsdbServer::start();
+    srv.vtep_ctl(&[
+        "add-ps",
+        "tor1",
+        "--",
+        "set",
+        "Physical_Switch",
+        "tor1",
+        "tunnel_ips=198.18.0.1",
+        "--",
+        "add-port",
+        "tor1",
+        "p1",
+    ]);
+    let mut cfg = ReconcilerConfig::new("tor1", srv.unix_target());
+    cfg.reconnect_max = Duration::from_millis(300);
+    let r = Reconciler::start(cfg, desired());
+    let o = until_observed(&r, "connected, nothing learned", |o| {
+        o.switch_status.as_ref().is_some_and(|s| s.connected) && o.switch.is_some()
+    })
+    .await;
+    assert!(o.learned_macs.is_empty() && o.tunnels.is_empty(), "{o:#?}");
+    let sw = o.switch.as_ref().unwrap();
+    assert_eq!(sw.name, "tor1");
+    assert_eq!(sw.tunnel_ips, BTreeSet::from(["198.18.0.1".to_owned()]));
+    let before = o.objects();
+
+    // The switch learns a bare-metal MAC (as ovs-vtep does) and an IP for it.
+    let ls = until_observed(&r, "web bound on p1", |o| {
+        o.switch
+            .as_ref()
+            .is_some_and(|s| s.ports["p1"].bindings.get(&10).map(String::as_str) == Some("web"))
+    })
+    .await;
+    drop(ls);
+    srv.vtep_ctl(&["add-ucast-local", "web", "02:00:00:00:aa:01", "198.18.0.1"]);
+    let row = srv.vtep_ctl(&[
+        "--columns=_uuid",
+        "--bare",
+        "find",
+        "Ucast_Macs_Local",
+        "MAC=\"02:00:00:00:aa:01\"",
+    ]);
+    srv.vtep_ctl(&[
+        "set",
+        "Ucast_Macs_Local",
+        row.trim(),
+        "ipaddr=\"192.0.2.50\"",
+    ]);
+    let o = until_observed(&r, "learned MAC with its IP", |o| {
+        learned(o).iter().any(|m| m.ip.is_some())
+    })
+    .await;
+    assert_eq!(
+        learned(&o),
+        vec![LearnedMac {
+            reporter: "tor1".into(),
+            logical_switch: "web".into(),
+            mac: "02:00:00:00:aa:01".parse().unwrap(),
+            ip: Some(Ipv4Addr::new(192, 0, 2, 50)),
+        }]
+    );
+
+    // Faults on the switch and a port; a tunnel toward hv1 running BFD.
+    srv.vtep_ctl(&[
+        "set",
+        "Physical_Switch",
+        "tor1",
+        "switch_fault_status=fan_failure",
+    ]);
+    srv.vtep_ctl(&["set", "Physical_Port", "p1", "port_fault_status=invalid"]);
+    let locator = |ip: &str| {
+        srv.vtep_ctl(&[
+            "--columns=_uuid",
+            "--bare",
+            "find",
+            "Physical_Locator",
+            &format!("dst_ip=\"{ip}\""),
+        ])
+        .trim()
+        .to_owned()
+    };
+    // The local locator exists since add-ucast-local; the remote one since our plan.
+    let (local, remote) = (locator("198.18.0.1"), locator("198.18.0.11"));
+    srv.vtep_ctl(&[
+        "--",
+        "--id=@t",
+        "create",
+        "Tunnel",
+        &format!("local={local}"),
+        &format!("remote={remote}"),
+        "bfd_status:enabled=true",
+        "bfd_status:state=up",
+        "bfd_status:diagnostic=\"No Diagnostic\"",
+        "--",
+        "add",
+        "Physical_Switch",
+        "tor1",
+        "tunnels",
+        "@t",
+    ]);
+    let o = until_observed(&r, "faults and a tunnel", |o| {
+        !o.tunnels.is_empty()
+            && o.switch_status
+                .as_ref()
+                .is_some_and(|s| s.faults.len() == 2)
+    })
+    .await;
+    assert_eq!(
+        o.switch_status.as_ref().unwrap().faults,
+        vec!["fan_failure".to_owned(), "port p1: invalid".to_owned()]
+    );
+    let t = o.tunnels.values().next().unwrap();
+    assert_eq!(t.remote_ip, Ipv4Addr::new(198, 18, 0, 11));
+    assert_eq!(t.state, BfdState::Up);
+    assert_eq!(t.diag.as_deref(), Some("No Diagnostic"));
+
+    // What a store writer would send since the first look: three puts.
+    let d = diff(&before, &o.objects());
+    let kinds: Vec<String> = d.puts.iter().map(|p| p.key().to_string()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "learned-macs/tor1/web/02:00:00:00:aa:01",
+            "tunnel-status/tor1/198.18.0.11",
+            "switch-status/tor1",
+        ]
+    );
+    assert!(d.deletes.is_empty());
+
+    // The switch goes away: the MAC stays as last seen, connected turns false.
+    srv.kill();
+    let o2 = until_observed(&r, "disconnected", |o| {
+        o.switch_status.as_ref().is_some_and(|s| !s.connected)
+    })
+    .await;
+    assert_eq!(learned(&o2), learned(&o));
+    let d = diff(&o.objects(), &o2.objects());
+    assert!(d.deletes.is_empty(), "{d:?}");
+    assert!(matches!(&d.puts[..], [Object::SwitchStatus(s)] if !s.connected));
+    // Fault statuses and bfd_status are ephemeral columns (vtep.ovsschema):
+    // a restarted switch database has them empty until its agent writes
+    // them again, so the tunnel status goes and the faults clear; the
+    // learned MAC (a persistent row) stays.
+    srv.restart();
+    let o3 = until_observed(&r, "reconnected", |o| {
+        o.switch_status.as_ref().is_some_and(|s| s.connected)
+    })
+    .await;
+    assert_eq!(learned(&o3), learned(&o));
+    assert!(o3.tunnels.is_empty(), "{o3:#?}");
+    assert!(o3.switch_status.as_ref().unwrap().faults.is_empty());
+
+    // The MAC ages out on the switch: it goes from the observed state.
+    srv.vtep_ctl(&["del-ucast-local", "web", "02:00:00:00:aa:01"]);
+    let o4 = until_observed(&r, "MAC aged out", |o| o.learned_macs.is_empty()).await;
+    let d = diff(&o3.objects(), &o4.objects());
+    assert!(d.puts.is_empty(), "{d:#?}");
+    assert_eq!(d.deletes.len(), 1, "{d:#?}");
+    assert_eq!(
+        d.deletes[0].to_string(),
+        "learned-macs/tor1/web/02:00:00:00:aa:01"
+    );
+    r.stop().await;
+}
