@@ -27,6 +27,7 @@ type Reply<T> = oneshot::Sender<T>;
 enum Command {
     Add(PeerKey, SessionConfig, Reply<Result<u32, ManagerError>>),
     Remove(u32, Reply<bool>),
+    Retire(u32, Diagnostic, Reply<bool>),
     AdminDown(u32, Diagnostic),
     AdminUp(u32),
     SetParams(u32, Duration, Duration, u8, Reply<Result<(), ConfigError>>),
@@ -192,6 +193,12 @@ impl Handle {
         self.request(|r| Command::Remove(discr, r))
     }
 
+    /// Takes a session AdminDown and deletes it after telling the remote
+    /// (see [`crate::manager::Manager::retire_session`]); false if there was none.
+    pub fn retire_session(&self, discr: u32, diag: Diagnostic) -> Result<bool, ControlError> {
+        self.request(|r| Command::Retire(discr, diag, r)).wait()
+    }
+
     /// §6.8.16 AdminDown with `diag`.
     pub fn set_admin_down(&self, discr: u32, diag: Diagnostic) -> Result<(), ControlError> {
         self.send(Command::AdminDown(discr, diag))
@@ -283,6 +290,9 @@ impl Control {
                 }
                 Ok(Command::Remove(id, r)) => {
                     let _ = r.send(d.manager_mut().remove_session(id));
+                }
+                Ok(Command::Retire(id, diag, r)) => {
+                    let _ = r.send(d.manager_mut().retire_session(id, now, diag));
                 }
                 Ok(Command::AdminDown(id, diag)) => d.manager_mut().set_admin_down(id, now, diag),
                 Ok(Command::AdminUp(id)) => d.manager_mut().set_admin_up(id, now),

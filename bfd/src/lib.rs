@@ -66,6 +66,20 @@
 //!
 //! - [`vxlan_link`]: BFD inside VXLAN through a kernel VNI 0 device per
 //!   switch and an `AF_PACKET` socket carrying the inner frames of [`vxlan`].
+//! - [`file_config`], [`reload`], [`report`]: what the `bfd` command (and a
+//!   daemon embedding this crate) reads and shows: a TOML file of sessions
+//!   validated field by field, the add/retime/replace/remove plan of a
+//!   reload keyed by addresses (unchanged sessions are never touched), and
+//!   the per-session status report (state, diag, discriminators, negotiated
+//!   intervals, flaps, last change). Removed sessions are retired: AdminDown
+//!   for a Detection Time, then deleted ([`manager::Manager::retire_session`]).
+//!
+//! The `bfd` binary (src/bin/bfd): `bfd run --config FILE [--metrics-listen
+//! ADDR] [--status-socket PATH]` runs one event loop thread with the file's
+//! sessions, logs each state change, reloads on SIGHUP, stops on
+//! SIGTERM/SIGINT after sending AdminDown; `bfd status [--json]` reads a
+//! running instance over its unix socket; `bfd check --config FILE`
+//! validates a file.
 //!
 //! Tested against independent peers: FRR bfdd (plain UDP) and Open vSwitch
 //! (BFD inside VXLAN), both in network namespaces (feature `root-tests`).
@@ -96,9 +110,12 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod deadlines;
+pub mod file_config;
 pub mod manager;
 pub mod metrics;
 pub mod packet;
+pub mod reload;
+pub mod report;
 pub mod session;
 pub mod stats;
 pub mod timers;

@@ -13,7 +13,7 @@ use crate::session::{Discard, Event, Session, Status};
 use crate::stats::{LagHistogram, StateCounts};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -205,6 +205,9 @@ pub struct Manager {
     counters: Counters,
     states: StateCounts,
     lag: LagHistogram,
+    /// Sessions signalling AdminDown before they are deleted; their
+    /// addresses are free for a new session already.
+    retiring: HashSet<u32>,
 }
 
 impl Manager {
@@ -233,6 +236,7 @@ impl Manager {
             counters: Counters::default(),
             states: StateCounts::default(),
             lag: LagHistogram::default(),
+            retiring: HashSet::new(),
         })
     }
 
@@ -289,10 +293,40 @@ impl Manager {
         let Some(e) = self.sessions.remove(&discr) else {
             return false;
         };
-        self.by_peer.remove(&e.peer);
+        // A retiring session's addresses may belong to a newer session.
+        if self.by_peer.get(&e.peer) == Some(&discr) {
+            self.by_peer.remove(&e.peer);
+        }
+        self.retiring.remove(&discr);
         self.deadlines.set(discr, None);
         self.states.remove(e.session.state());
         true
+    }
+
+    /// Takes a session AdminDown with `diag` and deletes it once it has told
+    /// the remote for a Detection Time (§6.8.16), so the remote sees an
+    /// administrative stop, not a failure. Its addresses are free at once:
+    /// a session added for them meanwhile is a new one.
+    pub fn retire_session(&mut self, discr: u32, now: Instant, diag: Diagnostic) -> bool {
+        let Some(e) = self.sessions.get_mut(&discr) else {
+            return false;
+        };
+        e.session.set_admin_down(now, diag);
+        if self.by_peer.get(&e.peer) == Some(&discr) {
+            self.by_peer.remove(&e.peer);
+        }
+        if e.session.admin_down_signalled() {
+            // It had been AdminDown long enough already.
+            return self.remove_session(discr);
+        }
+        self.retiring.insert(discr);
+        self.service(discr, now);
+        true
+    }
+
+    /// Sessions still signalling AdminDown before deletion.
+    pub fn retiring(&self) -> usize {
+        self.retiring.len()
     }
 
     /// The session with this discriminator.
@@ -448,7 +482,11 @@ impl Manager {
             self.lag.observe(now - due);
             if let Some(e) = self.sessions.get_mut(&discr) {
                 e.session.handle_timeout(now);
+                let done = e.session.admin_down_signalled();
                 self.service(discr, now);
+                if done && self.retiring.contains(&discr) {
+                    self.remove_session(discr);
+                }
             }
         }
     }

@@ -71,6 +71,16 @@ impl State {
             State::Up => 3,
         }
     }
+
+    /// A stable lower-case name for logs, status output and metric labels.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::AdminDown => "admin_down",
+            State::Down => "down",
+            State::Init => "init",
+            State::Up => "up",
+        }
+    }
 }
 
 /// Diagnostic code (§4.1, IANA "BFD Diagnostic Codes"): why the sender's
@@ -100,6 +110,23 @@ pub enum Diagnostic {
 }
 
 impl Diagnostic {
+    /// A stable lower-case name for logs and status output (`unknown` for
+    /// unassigned codes).
+    pub fn name(self) -> &'static str {
+        match self {
+            Diagnostic::None => "none",
+            Diagnostic::ControlDetectionTimeExpired => "control_detection_time_expired",
+            Diagnostic::EchoFunctionFailed => "echo_function_failed",
+            Diagnostic::NeighborSignaledSessionDown => "neighbor_signaled_session_down",
+            Diagnostic::ForwardingPlaneReset => "forwarding_plane_reset",
+            Diagnostic::PathDown => "path_down",
+            Diagnostic::ConcatenatedPathDown => "concatenated_path_down",
+            Diagnostic::AdministrativelyDown => "administratively_down",
+            Diagnostic::ReverseConcatenatedPathDown => "reverse_concatenated_path_down",
+            Diagnostic::Unknown(_) => "unknown",
+        }
+    }
+
     /// Decodes the 5-bit Diag field; only the low five bits are used.
     pub fn from_bits(bits: u8) -> Self {
         match bits & 0x1f {

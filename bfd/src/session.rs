@@ -227,6 +227,12 @@ impl<R: RngCore> Session<R> {
         self.local_discr
     }
 
+    /// AdminDown and done telling the remote so (§6.8.16): the session
+    /// sends nothing more and can be deleted without the remote seeing a failure.
+    pub fn admin_down_signalled(&self) -> bool {
+        self.state == State::AdminDown && self.admin_tx_until.is_none()
+    }
+
     /// `bfd.SessionState`.
     pub fn state(&self) -> State {
         self.state

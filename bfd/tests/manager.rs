@@ -396,3 +396,40 @@ fn aggregates_for_metrics_follow_state_changes_without_a_walk() {
     assert_eq!(p.m[0].state_counts().total(), 9);
     assert_eq!(p.m[0].counters().flaps, 10);
 }
+
+#[test]
+fn a_retired_session_signals_admin_down_then_goes() {
+    let mut p = Pair::new(1, Encap::SingleHop);
+    p.run_for(Duration::from_secs(5));
+    assert_eq!((p.up(0), p.up(1)), (1, 1));
+    let (d, key) = p.m[0]
+        .statuses_by_discr()
+        .map(|(d, k, _)| (d, k))
+        .next()
+        .unwrap();
+    let now = p.now;
+    assert!(p.m[0].retire_session(d, now, Diagnostic::AdministrativelyDown));
+    assert_eq!(p.m[0].retiring(), 1);
+    // The addresses are free at once: a new session for them is another one.
+    assert_eq!(p.m[0].lookup(&key), None);
+    let fresh = p.m[0].add_session(key, cfg(), now).unwrap();
+    assert_ne!(fresh, d);
+    assert!(p.m[0].remove_session(fresh));
+    // B hears AdminDown: Down with diag 3, not a detection.
+    p.run_for(Duration::from_millis(500));
+    let (_, s) = p.m[1].statuses().next().unwrap();
+    assert_eq!(
+        (s.state, s.local_diag, s.remote_diag),
+        (
+            State::Down,
+            Diagnostic::NeighborSignaledSessionDown,
+            Diagnostic::AdministrativelyDown
+        )
+    );
+    // After a Detection Time of signalling (3 x 1 s at the slow rate) it is gone.
+    p.run_for(Duration::from_secs(4));
+    assert!(p.m[0].session(d).is_none());
+    assert_eq!((p.m[0].retiring(), p.m[0].len()), (0, 0));
+    assert_eq!(p.m[0].state_counts().total(), 0);
+    assert_eq!(p.m[1].counters().detections, 0);
+}
