@@ -113,9 +113,11 @@ fn vtep(i: u32) -> Ipv4Addr {
 
 fn desired(n: u32) -> DesiredNode {
     DesiredNode {
+        revision: 0,
         local_tunnel_ip: LOCAL,
         underlay_dev: Some("eth0".into()),
         switches: vec![DesiredSwitch {
+            local_tunnel_ip: None,
             vni: 5000,
             replication: Replication::SourceNode {
                 remote_vteps: vec![V20, V30],

@@ -45,7 +45,12 @@ pub const NH_MEMBER_END: u32 = 0x3000_0000;
 /// Everything one node's kernel VTEP must look like.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredNode {
-    /// Source address of our VXLAN packets (this node's tunnel IP).
+    /// Store revision this state was computed at (0 = unknown). Never
+    /// diffed against the kernel: it only tells which revision a pass
+    /// applied, for the store-lag metric.
+    pub revision: u64,
+    /// Source address of our VXLAN packets (this node's tunnel IP), unless a
+    /// switch names its own.
     pub local_tunnel_ip: Ipv4Addr,
     /// Underlay device the VXLAN devices are bound to (`dev` of `ip link add type vxlan`),
     /// so the tunnel keeps using the right NIC whatever the routing table says.
@@ -57,6 +62,10 @@ pub struct DesiredNode {
 /// One logical switch (one VNI) on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredSwitch {
+    /// Source address of this switch's VXLAN packets when it is not the
+    /// node's: a gateway bridges for its group, whose VTEP IP remote VTEPs
+    /// know it by (a hardware switch drops VXLAN from an unknown source).
+    pub local_tunnel_ip: Option<Ipv4Addr>,
     /// VXLAN network identifier, 1..=16777215.
     pub vni: u32,
     /// How broadcast/unknown/multicast frames leave this node.
@@ -165,6 +174,18 @@ pub struct DesiredError {
 }
 
 impl DesiredNode {
+    /// Source address of switch `sw`'s VXLAN packets.
+    pub fn local_ip_of(&self, sw: &DesiredSwitch) -> Ipv4Addr {
+        sw.local_tunnel_ip.unwrap_or(self.local_tunnel_ip)
+    }
+
+    /// True when both describe the same kernel state (the revision aside).
+    pub fn same_state(&self, other: &DesiredNode) -> bool {
+        self.local_tunnel_ip == other.local_tunnel_ip
+            && self.underlay_dev == other.underlay_dev
+            && self.switches == other.switches
+    }
+
     /// Reports every problem at once, so an operator fixes them in one go.
     pub fn validate(&self) -> Vec<DesiredError> {
         let mut errs = Vec::new();
@@ -195,12 +216,13 @@ impl DesiredNode {
                 Replication::ServiceNode { service_nodes } => service_nodes,
                 Replication::SourceNode { remote_vteps } => remote_vteps,
             };
+            let local = sw.local_tunnel_ip.unwrap_or(self.local_tunnel_ip);
             let mut seen = BTreeSet::new();
             for t in targets {
                 if !seen.insert(*t) {
                     err(format!("{at}.replication"), &format!("{t} listed twice"));
                 }
-                if *t == self.local_tunnel_ip {
+                if *t == local {
                     err(
                         format!("{at}.replication"),
                         &format!("{t} is this node's own tunnel IP"),
@@ -309,10 +331,12 @@ mod tests {
     #[test]
     fn validate_reports_every_problem() {
         let node = DesiredNode {
+            revision: 0,
             local_tunnel_ip: "198.18.0.10".parse().unwrap(),
             underlay_dev: None,
             switches: vec![
                 DesiredSwitch {
+                    local_tunnel_ip: None,
                     vni: 0,
                     replication: Replication::SourceNode {
                         remote_vteps: vec!["198.18.0.10".parse().unwrap()],
@@ -332,6 +356,7 @@ mod tests {
                     }],
                 },
                 DesiredSwitch {
+                    local_tunnel_ip: None,
                     vni: 0,
                     replication: Replication::ServiceNode {
                         service_nodes: vec![],

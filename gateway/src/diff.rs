@@ -171,7 +171,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
         if let Some(under) = underlay {
             let want = VxlanParams {
                 vni: sw.vni,
-                local: Some(desired.local_tunnel_ip),
+                local: Some(desired.local_ip_of(sw)),
                 port: VXLAN_PORT,
                 learning: false,
                 underlay: under.map(|l| l.index),
@@ -185,7 +185,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
                 || Action::CreateVxlan {
                     name: vx.clone(),
                     vni: sw.vni,
-                    local: desired.local_tunnel_ip,
+                    local: desired.local_ip_of(sw),
                     underlay: under.map(|l| l.name.clone()),
                 },
             );

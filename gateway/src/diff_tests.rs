@@ -20,6 +20,7 @@ fn mac(s: &str) -> MacAddr {
 
 fn source_switch(vni: u32) -> DesiredSwitch {
     DesiredSwitch {
+        local_tunnel_ip: None,
         vni,
         replication: Replication::SourceNode {
             remote_vteps: vec![V20, V30],
@@ -43,6 +44,7 @@ fn source_switch(vni: u32) -> DesiredSwitch {
 
 fn node(switches: Vec<DesiredSwitch>) -> DesiredNode {
     DesiredNode {
+        revision: 0,
         local_tunnel_ip: LOCAL,
         underlay_dev: Some("eth0".into()),
         switches,
@@ -436,6 +438,25 @@ fn wrong_vxlan_parameters_recreate_the_device_and_its_entries() {
         !a.iter().any(|x| matches!(x, Action::DelFdb { .. })),
         "entries vanish with the device"
     );
+}
+
+#[test]
+fn a_switch_sourced_from_a_group_ip_uses_it_and_rejects_it_as_a_target() {
+    // A gateway bridges this switch for its group: VXLAN from the group VTEP IP.
+    let mut sw = source_switch(5000);
+    sw.local_tunnel_ip = Some(SN1);
+    let plan = diff(&node(vec![sw.clone()]), &converged_source());
+    assert!(plan.actions.iter().any(|x| matches!(
+        x,
+        Action::CreateVxlan { local, .. } if *local == SN1
+    )));
+    // The node's own IP is a legal flood target of such a switch; its own source is not.
+    sw.replication = Replication::SourceNode {
+        remote_vteps: vec![LOCAL, SN1],
+    };
+    let errs = node(vec![sw]).validate();
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].problem.contains(&SN1.to_string()));
 }
 
 #[test]

@@ -214,12 +214,14 @@ impl DesiredFile {
     /// The reconciler's view.
     pub fn to_desired(&self) -> DesiredNode {
         DesiredNode {
+            revision: self.revision,
             local_tunnel_ip: self.local_tunnel_ip,
             underlay_dev: self.underlay_dev.clone(),
             switches: self
                 .switches
                 .iter()
                 .map(|s| DesiredSwitch {
+                    local_tunnel_ip: None,
                     vni: s.vni,
                     replication: match s.replication {
                         ReplicationMode::ServiceNode => Replication::ServiceNode {

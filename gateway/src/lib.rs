@@ -36,6 +36,11 @@
 //!   (the per-node view the store-driven version will compute, with its store
 //!   revision; an older revision is ignored, a missing or bad file keeps the
 //!   state in force) and the learned-MAC output file.
+//! - [`store_source`]: pure function from the store's objects (api model) to
+//!   one transport node's [`DesiredNode`]: which logical switches are present
+//!   (gateway: bound to one of its groups, sourced from the group VTEP IP;
+//!   hypervisor: has one of its VM MACs), remote MACs (placed and learned by
+//!   others), flood targets.
 //! - [`metrics`]: the Prometheus registry (objects by kind, netlink errors by
 //!   operation, passes and their duration, learned MACs, desired revision and
 //!   store lag) and the `/metrics` listener (default [`metrics::DEFAULT_LISTEN`]).
@@ -85,6 +90,7 @@ pub mod netns;
 pub mod nexthop;
 pub mod observed;
 pub mod reconciler;
+pub mod store_source;
 
 pub use desired::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication, VmPort};
 pub use mac::MacAddr;

@@ -67,8 +67,14 @@ pub struct Metrics {
     pub learned_macs: IntGauge,
     /// Store revision of the desired state in force.
     pub desired_revision: IntGauge,
-    /// Revisions between the store's head and the desired state in force
-    /// (0 until the store client exists: the file source has no head).
+    /// Store revision the kernel last reflected in full (a pass with no
+    /// failed action); 0 before the first such pass.
+    pub applied_revision: IntGauge,
+    /// Newest store revision seen (events and progress bookmarks); 0 with the file source.
+    pub store_head: IntGauge,
+    /// Store revisions the kernel is behind: head − applied revision while a
+    /// newer desired state waits to be applied, else 0 (always 0 with the
+    /// file source, which has no head). See [`store_lag`].
     pub store_lag: IntGauge,
     /// 1 while the desired-state source (file, later the store) is readable.
     pub source_up: IntGauge,
@@ -116,9 +122,17 @@ impl Metrics {
                 p("desired_revision"),
                 "Store revision of the desired state in force",
             )?,
+            applied_revision: IntGauge::new(
+                p("applied_revision"),
+                "Store revision the kernel last reflected in full",
+            )?,
+            store_head: IntGauge::new(
+                p("store_head_revision"),
+                "Newest store revision seen (0 without a store client)",
+            )?,
             store_lag: IntGauge::new(
                 p("store_lag_revisions"),
-                "Store revisions not yet applied (0 without a store client)",
+                "Store revisions the kernel is behind the head (0 without a store client)",
             )?,
             source_up: IntGauge::new(
                 p("desired_source_up"),
@@ -136,6 +150,8 @@ impl Metrics {
             Box::new(m.desired_invalid.clone()),
             Box::new(m.learned_macs.clone()),
             Box::new(m.desired_revision.clone()),
+            Box::new(m.applied_revision.clone()),
+            Box::new(m.store_head.clone()),
             Box::new(m.store_lag.clone()),
             Box::new(m.source_up.clone()),
         ] {
@@ -159,6 +175,9 @@ impl Metrics {
         self.problems.set(report.problems.len() as i64);
         self.desired_invalid
             .set(i64::from(!report.invalid.is_empty()));
+        if report.invalid.is_empty() && report.failed.is_empty() {
+            self.applied_revision.set(report.revision as i64);
+        }
         for (k, n) in count_objects(observed) {
             self.objects.with_label_values(&[k]).set(n as i64);
         }
@@ -177,6 +196,18 @@ impl Metrics {
             tracing::warn!(error = %e, "metrics encoding failed");
         }
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+/// Store revisions the kernel is behind: 0 once a pass has applied the
+/// desired state in force (first computed at `in_force_since`, and still
+/// current at `head` when later revisions did not change it), else the
+/// distance from the head to the last fully applied revision.
+pub fn store_lag(head: u64, in_force_since: u64, applied: u64) -> u64 {
+    if applied >= in_force_since {
+        0
+    } else {
+        head.saturating_sub(applied)
     }
 }
 
@@ -363,6 +394,17 @@ mod tests {
         assert_eq!(n["nexthop"], 1);
         assert_eq!(n["nexthop_group"], 0);
         assert_eq!(n.len(), OBJECT_KINDS.len());
+    }
+
+    #[test]
+    fn lag_is_zero_once_the_state_in_force_is_applied() {
+        // Applied at 7; the state in force was computed at 7, head moved on.
+        assert_eq!(store_lag(12, 7, 7), 0);
+        // A new state computed at 10 is not applied yet.
+        assert_eq!(store_lag(12, 10, 7), 5);
+        // Nothing applied yet.
+        assert_eq!(store_lag(3, 3, 0), 3);
+        assert_eq!(store_lag(0, 0, 0), 0);
     }
 
     #[tokio::test]

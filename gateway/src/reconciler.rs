@@ -41,6 +41,8 @@ impl Default for ReconcilerConfig {
 /// What one pass did.
 #[derive(Debug, Default)]
 pub struct PassReport {
+    /// Store revision of the desired state this pass applied ([`DesiredNode::revision`]).
+    pub revision: u64,
     /// Actions the diff produced.
     pub planned: Vec<Action>,
     /// How many of them the kernel accepted.
@@ -98,6 +100,7 @@ async fn pass(
             tracing::error!(error = %e, "desired state invalid; kernel left as is");
         }
         let report = PassReport {
+            revision: desired.revision,
             invalid,
             ..Default::default()
         };
@@ -121,6 +124,7 @@ async fn pass(
         );
     }
     let report = PassReport {
+        revision: desired.revision,
         planned: plan.actions,
         applied: report.applied,
         failed: report.failed,

@@ -58,6 +58,7 @@ fn mac(s: &str) -> MacAddr {
 /// The desired state of a hypervisor with `local` VMs, the others behind `peer`.
 fn node(me: Ipv4Addr, peer: Ipv4Addr, local: &[&Vm], remote: &[&Vm]) -> DesiredNode {
     let switch = |vni: u32| DesiredSwitch {
+        local_tunnel_ip: None,
         vni,
         replication: Replication::SourceNode {
             remote_vteps: vec![peer],
@@ -82,6 +83,7 @@ fn node(me: Ipv4Addr, peer: Ipv4Addr, local: &[&Vm], remote: &[&Vm]) -> DesiredN
             .collect(),
     };
     DesiredNode {
+        revision: 0,
         local_tunnel_ip: me,
         underlay_dev: Some("eth0".into()),
         switches: vec![switch(5000), switch(5001)],

@@ -285,10 +285,12 @@ fn ip(s: &str) -> Ipv4Addr {
 
 fn desired() -> DesiredNode {
     DesiredNode {
+        revision: 0,
         local_tunnel_ip: LOCAL,
         underlay_dev: Some("eth0".into()),
         switches: vec![
             DesiredSwitch {
+                local_tunnel_ip: None,
                 vni: 5000,
                 replication: Replication::SourceNode {
                     remote_vteps: vec![V20, V30],
@@ -309,6 +311,7 @@ fn desired() -> DesiredNode {
                 vm_ports: vec![],
             },
             DesiredSwitch {
+                local_tunnel_ip: None,
                 vni: 5001,
                 replication: Replication::ServiceNode {
                     service_nodes: vec![SN1, SN2],
@@ -572,6 +575,7 @@ fn foreign_objects_are_never_touched() {
     let r = ns.reconcile(&d);
     assert!(r.failed.is_empty(), "{:#?}", r.failed);
     let empty = DesiredNode {
+        revision: 0,
         switches: vec![],
         ..d
     };
@@ -898,9 +902,11 @@ fn two_vteps_carry_traffic_in_both_replication_modes() {
     }
     let node =
         |local: Ipv4Addr, peer: Ipv4Addr, peer_host: &str, replication: Replication| DesiredNode {
+            revision: 0,
             local_tunnel_ip: local,
             underlay_dev: Some("eth0".into()),
             switches: vec![DesiredSwitch {
+                local_tunnel_ip: None,
                 vni: 5000,
                 replication,
                 // No IP: ARP must be flooded, which is what this test exercises.
@@ -997,6 +1003,7 @@ fn invalid_desired_state_changes_nothing() {
     let mut bad = good.clone();
     bad.switches[1].vni = 5000; // duplicate VNI
     bad.switches.push(DesiredSwitch {
+        local_tunnel_ip: None,
         vni: 0x0100_0000, // > 24 bits
         replication: Replication::SourceNode {
             remote_vteps: vec![],

@@ -20,9 +20,11 @@ const HOST_MAC: &str = "02:00:00:00:aa:01";
 
 fn desired(remote_macs: Vec<RemoteMac>) -> DesiredNode {
     DesiredNode {
+        revision: 0,
         local_tunnel_ip: LOCAL,
         underlay_dev: Some("eth0".into()),
         switches: vec![DesiredSwitch {
+            local_tunnel_ip: None,
             vni: 5000,
             replication: Replication::SourceNode {
                 remote_vteps: vec![PEER],
