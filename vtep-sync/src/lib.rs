@@ -34,10 +34,28 @@
 //!                                                                      └──▶ ReconcilerStatus (watch)
 //! ```
 //!
+//! What the switch reports flows the other way, and into the metrics:
+//!
+//! ```text
+//!  Replica ──observed::observe──▶ Observed (LearnedMac per Ucast_Macs_Local row, named by the
+//!     │                                     store's logical switch of its VNI; TunnelStatus from
+//!     │                                     Tunnel.bfd_status; SwitchStatus: connection + faults)
+//!     │                               │ Reconciler::watch_observed()
+//!     │                               ▼
+//!     │                    observed::diff(prev, cur) ──▶ puts / deletes for a store writer
+//!     │
+//!     └──metrics::StatsTracker (Logical_Binding_Stats → reset-safe increments)
+//!                               ──▶ metrics::Metrics (one Registry, `switch` label per reconciler):
+//!                                   connection, lock, in-sync, transactions by result, latency,
+//!                                   plan time, rows written, rows per table, learned MACs,
+//!                                   tunnels by BFD state, store revision applied and lag
+//! ```
+//!
 //! Everything except [`client`], [`target`] and the edge of [`reconciler`]
 //! is sans-IO: [`framing`], [`jsonrpc`], [`datum`], [`ops`], [`schema`],
-//! [`replica`], [`liveness`], [`vtep_tables`], [`desired`], [`plan`] and
-//! [`reconciler::Pacer`] are plain data and functions, fed bytes, JSON,
+//! [`replica`], [`liveness`], [`vtep_tables`], [`desired`], [`plan`],
+//! [`observed`], [`metrics::StatsTracker`] and [`reconciler::Pacer`] are
+//! plain data and functions, fed bytes, JSON,
 //! rows and `now`, and are unit tested on JSON captured from ovsdb-server
 //! 3.1 (the planner also on a small in-crate simulation of the server's
 //! transaction semantics, `testsim`, including garbage collection). The
@@ -72,10 +90,23 @@
 //!   all its logical switches, remembered on the rows
 //!   (`other_config:bridgehead-replication-fallback`) and in the status.
 //!
+//! # What is not done yet
+//!
+//! The store side is not wired: nothing here reads the api store or writes
+//! observed objects to it yet. The reconciler takes a [`desired::DesiredState`]
+//! (optionally with its store revision, [`reconciler::Reconciler::set_desired_at`])
+//! and publishes [`observed::Observed`]; the daemon that embeds it connects
+//! the two to the api client. Until then the store lag metric is 0.
+//!
 //! Tests against the real ovsdb-server and vtep-ctl live in
-//! `tests/ovsdb_server.rs` (client) and `tests/reconciler.rs` (reconciler)
-//! behind the `root-tests` feature; `src/bin/vtep-sync-test-driver.rs` runs
-//! one reconciler from a JSON desired state so tests can kill it with `-9`.
+//! `tests/ovsdb_server.rs` (client), `tests/reconciler.rs` (reconciler),
+//! `tests/observed.rs` (observed state) and `tests/metrics.rs` (metrics,
+//! binding statistics, the test driver's metrics listener) behind the
+//! `root-tests` feature; `src/bin/vtep-sync-test-driver.rs` runs one
+//! reconciler from a JSON desired state so tests can kill it with `-9`.
+//! Against the ovs-vtep emulator, end to end with traffic:
+//! `lab/tests/vtep_sync_ovs_vtep.rs`. Speed against `vtep-ctl`:
+//! `benches/push.rs`.
 
 #![warn(missing_docs)]
 
@@ -85,6 +116,7 @@ pub mod desired;
 pub mod framing;
 pub mod jsonrpc;
 pub mod liveness;
+pub mod metrics;
 pub mod observed;
 pub mod ops;
 pub mod plan;

@@ -38,6 +38,7 @@ use crate::client::{Client, ClientConfig, ClientError, Event, MonitorConfig};
 use crate::datum::Uuid;
 use crate::desired::DesiredState;
 use crate::liveness::Backoff;
+use crate::metrics::{Metrics, StatsTracker, TxnResult};
 use crate::observed::{ObserveContext, Observed, observe};
 use crate::ops::{OpResult, Operation};
 use crate::plan::{Plan, PlanCounts, PlanOptions, SOURCE_NODE_FAULT, plan};
@@ -61,6 +62,20 @@ pub const MONITORED_TABLES: &[&str] = &[
     "Mcast_Macs_Local",
     "Mcast_Macs_Remote",
     "Tunnel",
+    "Logical_Binding_Stats",
+];
+
+/// Tables whose changes never change a plan: the switch rewrites its
+/// binding statistics every second (ovs-vtep), which must not cost a plan
+/// pass over every row each time.
+const NO_REPLAN_TABLES: &[&str] = &["Logical_Binding_Stats"];
+
+/// Tables whose changes may change the binding statistics.
+const STATS_TABLES: &[&str] = &[
+    "Logical_Binding_Stats",
+    "Physical_Port",
+    "Physical_Switch",
+    "Logical_Switch",
 ];
 
 /// Tables whose changes may change the observed state ([`crate::observed`]).
@@ -122,6 +137,8 @@ pub struct ReconcilerConfig {
     pub reconnect_max: Duration,
     /// Called before each transaction is sent.
     pub before_transact: Option<TransactHook>,
+    /// Where to export metrics (series labelled with [`ReconcilerConfig::switch`]).
+    pub metrics: Option<Metrics>,
 }
 
 impl ReconcilerConfig {
@@ -143,6 +160,7 @@ impl ReconcilerConfig {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(2),
             before_transact: None,
+            metrics: None,
         }
     }
 }
@@ -176,6 +194,9 @@ pub struct ReconcilerStatus {
     pub rows: BTreeMap<String, usize>,
     /// Size of the last non-empty plan.
     pub last_plan: PlanCountsView,
+    /// Store revision of the desired state the switch was last found in
+    /// sync with (when the desired state came with one).
+    pub applied_revision: Option<u64>,
 }
 
 /// [`PlanCounts`] in serializable form.
@@ -298,7 +319,12 @@ impl Pacer {
             }
             Event::Updated(changes) => {
                 self.on_changes(changes);
-                self.mark_dirty(now);
+                if changes
+                    .iter()
+                    .any(|c| !NO_REPLAN_TABLES.contains(&c.table.as_str()))
+                {
+                    self.mark_dirty(now);
+                }
             }
             Event::Locked(_) => {
                 self.status.lock_held = true;
@@ -443,7 +469,7 @@ impl Pacer {
 /// (without touching the switch).
 #[derive(Debug)]
 pub struct Reconciler {
-    desired: watch::Sender<Arc<DesiredState>>,
+    desired: watch::Sender<Arc<Desired>>,
     status: watch::Receiver<ReconcilerStatus>,
     observed: watch::Receiver<Arc<Observed>>,
     task: tokio::task::JoinHandle<()>,
@@ -452,7 +478,13 @@ pub struct Reconciler {
 impl Reconciler {
     /// Starts reconciling `desired` onto the switch on the current tokio runtime.
     pub fn start(config: ReconcilerConfig, desired: DesiredState) -> Self {
-        let (desired_tx, desired_rx) = watch::channel(Arc::new(desired));
+        let (desired_tx, desired_rx) = watch::channel(Arc::new(Desired {
+            state: desired,
+            revision: None,
+        }));
+        if let Some(m) = &config.metrics {
+            m.init_switch(&config.switch);
+        }
         let (status_tx, status_rx) = watch::channel(ReconcilerStatus::default());
         let (observed_tx, observed_rx) = watch::channel(Arc::new(Observed::default()));
         let span = info_span!("vtep_sync", switch = %config.switch);
@@ -464,6 +496,8 @@ impl Reconciler {
                 status: status_tx,
                 observed: observed_tx,
                 observed_dirty: true,
+                stats: StatsTracker::default(),
+                published_observed: None,
             }
             .run()
             .instrument(span),
@@ -478,7 +512,20 @@ impl Reconciler {
 
     /// Replaces the desired state; the switch follows after the debounce.
     pub fn set_desired(&self, desired: DesiredState) {
-        self.desired.send_replace(Arc::new(desired));
+        self.desired.send_replace(Arc::new(Desired {
+            state: desired,
+            revision: None,
+        }));
+    }
+
+    /// Replaces the desired state, computed from the store at `revision`;
+    /// once the switch is in sync with it, the revision shows up in
+    /// [`ReconcilerStatus::applied_revision`] and the store lag metric.
+    pub fn set_desired_at(&self, desired: DesiredState, revision: u64) {
+        self.desired.send_replace(Arc::new(Desired {
+            state: desired,
+            revision: Some(revision),
+        }));
     }
 
     /// The current status.
@@ -512,18 +559,29 @@ impl Reconciler {
     }
 }
 
+/// A desired state and the store revision it was computed at.
+#[derive(Debug)]
+struct Desired {
+    state: DesiredState,
+    revision: Option<u64>,
+}
+
 struct Edge {
     config: ReconcilerConfig,
     pacer: Pacer,
-    desired: watch::Receiver<Arc<DesiredState>>,
+    desired: watch::Receiver<Arc<Desired>>,
     status: watch::Sender<ReconcilerStatus>,
     observed: watch::Sender<Arc<Observed>>,
     /// Something the observed state depends on changed since it was computed.
     observed_dirty: bool,
+    /// Binding statistics seen so far, for counter increments.
+    stats: StatsTracker,
+    /// The observed state last mirrored into the metrics.
+    published_observed: Option<Arc<Observed>>,
 }
 
 /// Resolves when the [`Reconciler`] handle is gone (its desired-state sender dropped).
-async fn stopped(desired: &mut watch::Receiver<Arc<DesiredState>>) {
+async fn stopped(desired: &mut watch::Receiver<Arc<Desired>>) {
     while desired.changed().await.is_ok() {}
 }
 
@@ -536,6 +594,18 @@ impl Edge {
         if self.observed_dirty {
             self.observed_dirty = false;
             self.refresh_observed(client);
+        }
+        if let Some(m) = &self.config.metrics {
+            m.status(&self.config.switch, &self.pacer.status);
+            let o = self.observed.borrow().clone();
+            if self
+                .published_observed
+                .as_ref()
+                .is_none_or(|p| !Arc::ptr_eq(p, &o))
+            {
+                m.observed(&self.config.switch, &o);
+                self.published_observed = Some(o);
+            }
         }
         self.status.send_if_modified(|s| {
             if *s == self.pacer.status {
@@ -686,6 +756,16 @@ impl Edge {
             self.publish(Some(&client));
         }
         client.shutdown();
+        if let Some(m) = &self.config.metrics {
+            // Series stay (with their last values) but say we are gone.
+            m.status(
+                &self.config.switch,
+                &ReconcilerStatus {
+                    rows: self.pacer.status.rows.clone(),
+                    ..ReconcilerStatus::default()
+                },
+            );
+        }
         info!("reconciler stopped; switch left as it is");
     }
 
@@ -712,6 +792,16 @@ impl Edge {
         if let Event::Updated(_) | Event::Synced { .. } = ev {
             self.count_rows(client);
         }
+        let stats_changed = match ev {
+            Event::Updated(changes) => changes
+                .iter()
+                .any(|c| STATS_TABLES.contains(&c.table.as_str())),
+            Event::Synced { .. } => true,
+            _ => false,
+        };
+        if stats_changed {
+            self.update_stats(client);
+        }
         self.observed_dirty |= match ev {
             Event::Updated(changes) => changes
                 .iter()
@@ -721,9 +811,24 @@ impl Edge {
         };
     }
 
+    /// Adds the binding statistics' increase to the counters.
+    fn update_stats(&mut self, client: &Client) {
+        let Some(m) = &self.config.metrics else {
+            return;
+        };
+        let ps = self.config.physical_switch.as_deref();
+        let stats = &mut self.stats;
+        match client.with_replica(|r| r.map(|r| stats.update(r, ps))) {
+            Some(Ok(d)) => m.binding_stats(&self.config.switch, &d),
+            Some(Err(e)) => debug!(error = %e, "cannot read binding statistics"),
+            None => {}
+        }
+    }
+
     /// Recomputes what the switch reports and publishes it when it changed.
     fn refresh_observed(&mut self, client: Option<&Client>) {
         let desired = self.desired.borrow().clone();
+        let desired = &desired.state;
         let mut extra = BTreeSet::new();
         if self.pacer.status.source_node_fallback {
             extra.insert(SOURCE_NODE_FAULT.to_owned());
@@ -731,7 +836,7 @@ impl Edge {
         let ctx = ObserveContext {
             reporter: &self.config.switch,
             physical_switch: self.config.physical_switch.as_deref(),
-            desired: &desired,
+            desired,
             // Connected and read: until the fresh dump is in, the replica
             // still holds what the previous session saw.
             connected: self.pacer.status.connected && self.pacer.status.synced,
@@ -776,14 +881,23 @@ impl Edge {
 
     async fn reconcile(&mut self, client: &Client, events: &mut mpsc::UnboundedReceiver<Event>) {
         let desired = self.desired.borrow().clone();
+        let revision = desired.revision;
+        let desired = &desired.state;
         let opts = PlanOptions {
             lock: self.config.lock.clone(),
             physical_switch: self.config.physical_switch.clone(),
             source_node_unsupported: self.pacer.source_node_unsupported,
         };
-        let Some(result) = client.with_replica(|r| r.map(|r| plan(&desired, r, &opts))) else {
+        let started = now();
+        let Some(result) = client.with_replica(|r| r.map(|r| plan(desired, r, &opts))) else {
             return;
         };
+        if let Some(m) = &self.config.metrics {
+            m.plan(
+                &self.config.switch,
+                now().saturating_duration_since(started),
+            );
+        }
         let p = match result {
             Ok(p) => p,
             Err(e) => {
@@ -795,6 +909,12 @@ impl Edge {
         self.pacer.on_plan(&p);
         if p.is_empty() {
             debug!("switch matches the desired state");
+            if let Some(rev) = revision {
+                self.pacer.status.applied_revision = Some(rev);
+                if let Some(m) = &self.config.metrics {
+                    m.applied_revision(&self.config.switch, rev);
+                }
+            }
             return;
         }
         info!(
@@ -807,12 +927,26 @@ impl Edge {
         if let Some(h) = &self.config.before_transact {
             (h.0)(&p.ops);
         }
+        let sent = now();
         let reply = tokio::time::timeout(
             self.config.request_timeout,
             client.transact(VTEP_DB, &p.ops),
         )
         .await;
         let t = now();
+        if let Some(m) = &self.config.metrics {
+            let result = match &reply {
+                Ok(Ok(_)) => TxnResult::Committed,
+                Ok(Err(_)) => TxnResult::Failed,
+                Err(_) => TxnResult::Timeout,
+            };
+            m.transaction(
+                &self.config.switch,
+                result,
+                t.saturating_duration_since(sent),
+                Some(p.counts),
+            );
+        }
         match reply {
             Ok(Ok(results)) => {
                 let mut touched = p.touched.clone();
@@ -948,6 +1082,31 @@ mod tests {
         p.on_event(t0, &Event::Locked(DEFAULT_LOCK.into()));
         p.on_failure(t0, "not owner".into(), true);
         assert!(!p.status.lock_held);
+    }
+
+    #[test]
+    fn binding_statistics_alone_do_not_cause_a_plan() {
+        let t0 = std::time::Instant::now();
+        let mut c = cfg();
+        c.lock = None;
+        let mut p = Pacer::new(&c);
+        ready(&mut p, t0);
+        assert_eq!(p.poll(t0 + Duration::from_millis(50)), Go::Plan);
+        p.on_plan(&Plan::default());
+        let change = |table: &str| Change {
+            table: table.into(),
+            uuid: Uuid(1),
+            kind: crate::replica::ChangeKind::Modify,
+        };
+        let t1 = t0 + Duration::from_secs(1);
+        p.on_event(t1, &Event::Updated(vec![change("Logical_Binding_Stats")]));
+        assert_eq!(p.poll(t1 + Duration::from_secs(1)), Go::Wait);
+        assert!(p.status.in_sync);
+        p.on_event(
+            t1,
+            &Event::Updated(vec![change("Logical_Binding_Stats"), change("Tunnel")]),
+        );
+        assert_eq!(p.poll(t1 + Duration::from_secs(1)), Go::Plan);
     }
 
     #[test]
