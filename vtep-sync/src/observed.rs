@@ -96,11 +96,22 @@ pub struct Observed {
     /// The switch row, when the database has it.
     pub switch: Option<SwitchReport>,
     /// MACs the switch learned on its ports, by store key.
+    #[serde(serialize_with = "keyed_by_path")]
     pub learned_macs: BTreeMap<Key, LearnedMac>,
     /// BFD state of tunnels toward each remote VTEP, by store key.
+    #[serde(serialize_with = "keyed_by_path")]
     pub tunnels: BTreeMap<Key, TunnelStatus>,
     /// Rows that could not be reported, one line each (for a log line).
     pub skipped: Vec<String>,
+}
+
+/// JSON object keys must be strings: a map keyed by [`Key`] is written
+/// with the key's path form (`learned-macs/tor1/web/02:00:...`).
+fn keyed_by_path<S: serde::Serializer, V: Serialize>(
+    m: &BTreeMap<Key, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_map(m.iter().map(|(k, v)| (k.to_string(), v)))
 }
 
 impl Observed {
@@ -660,6 +671,21 @@ mod tests {
             Object::TunnelStatus(t) => assert_eq!(t.state, BfdState::Down),
             o => panic!("unexpected {o:?}"),
         }
+    }
+
+    #[test]
+    fn serializes_to_json_with_path_keys() {
+        let (d, extra) = (desired(), BTreeSet::new());
+        let o = observe(Some(&replica()), &ctx(&d, &extra)).unwrap();
+        let v = serde_json::to_value(&o).unwrap();
+        assert_eq!(
+            v["learned_macs"]["learned-macs/tor1/web/02:00:00:00:00:22"]["ip"],
+            "192.0.2.22"
+        );
+        assert_eq!(
+            v["tunnels"]["tunnel-status/tor1/198.18.0.10"]["state"],
+            "up"
+        );
     }
 
     #[test]

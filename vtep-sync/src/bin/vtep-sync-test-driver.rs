@@ -160,7 +160,10 @@ fn main() -> ExitCode {
             }
             if print_observed {
                 let o = obs.borrow_and_update().clone();
-                println!("{}", serde_json::json!({ "observed": &*o }));
+                match serde_json::to_value(&*o) {
+                    Ok(v) => println!("{}", serde_json::json!({ "observed": v })),
+                    Err(e) => eprintln!("observed state not serializable: {e}"),
+                }
             }
             // changed() marks the value seen: print whichever woke us.
             let r = if args.observed {
