@@ -1,9 +1,10 @@
-//! Stand-in for the store client until it exists: the desired state comes
-//! from a JSON file, learned MACs go to another.
+//! The file source (`--desired`): the desired state comes from a JSON file,
+//! learned MACs go to another. For tests, and for boxes whose state other
+//! tooling writes; with a controller, [`crate::store_client`] is the source.
 //!
-//! The desired file is the flattened per-node view that the store-driven
-//! version will compute from the api model (LogicalSwitch, Binding,
-//! RemoteMac, TransportNode) at a store revision:
+//! The desired file is the flattened per-node view that
+//! [`crate::store_source::compute`] derives from the api model
+//! (LogicalSwitch, Binding, RemoteMac, TransportNode) at a store revision:
 //!
 //! ```json
 //! {

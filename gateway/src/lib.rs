@@ -29,18 +29,23 @@
 //!   learned (dynamic) bridge FDB entries only feed learning, everything else
 //!   asks for a debounced pass.
 //! - [`daemon`]: the `bridgehead-gateway` event loop (binary in
-//!   `src/bin/bridgehead-gateway.rs`): loads the desired state, runs the
-//!   reconciler, serves metrics, writes learned MACs, reloads on change or
-//!   SIGHUP, and stops on SIGTERM/SIGINT leaving the dataplane as it is.
-//! - [`file_store`]: stand-in for the store client: the desired-state JSON file
-//!   (the per-node view the store-driven version will compute, with its store
-//!   revision; an older revision is ignored, a missing or bad file keeps the
-//!   state in force) and the learned-MAC output file.
+//!   `src/bin/bridgehead-gateway.rs`): takes the desired state from the
+//!   controller or a file, runs the reconciler, serves metrics, reports
+//!   learned MACs, and stops on SIGTERM/SIGINT leaving the dataplane as it is.
 //! - [`store_source`]: pure function from the store's objects (api model) to
 //!   one transport node's [`DesiredNode`]: which logical switches are present
 //!   (gateway: bound to one of its groups, sourced from the group VTEP IP;
 //!   hypervisor: has one of its VM MACs), remote MACs (placed and learned by
 //!   others), flood targets.
+//! - [`store_client`]: the controller edge, two tasks: a reflector (list +
+//!   watch, resume, relist) that recomputes the node's state on every change,
+//!   and a publisher that writes learned MACs as `LearnedMac` objects under a
+//!   lease it renews (and deletes withdrawn ones). Headless: an unreachable
+//!   controller changes nothing in the kernel; a restarted daemon relists.
+//! - [`file_store`]: the other source: a per-node desired-state JSON file
+//!   (with its store revision; an older revision is ignored, a missing or bad
+//!   file keeps the state in force) and a learned-MAC output file; for tests
+//!   and boxes configured by other tooling.
 //! - [`metrics`]: the Prometheus registry (objects by kind, netlink errors by
 //!   operation, passes and their duration, learned MACs, desired revision and
 //!   store lag) and the `/metrics` listener (default [`metrics::DEFAULT_LISTEN`]).
@@ -90,6 +95,7 @@ pub mod netns;
 pub mod nexthop;
 pub mod observed;
 pub mod reconciler;
+pub mod store_client;
 pub mod store_source;
 
 pub use desired::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication, VmPort};

@@ -78,6 +78,10 @@ pub struct Metrics {
     pub store_lag: IntGauge,
     /// 1 while the desired-state source (file, later the store) is readable.
     pub source_up: IntGauge,
+    /// Failed controller calls, by operation (watch, grant, renew, put, delete).
+    pub store_errors: IntCounterVec,
+    /// Learned MACs currently written to the store.
+    pub learned_published: IntGauge,
 }
 
 impl Metrics {
@@ -138,6 +142,17 @@ impl Metrics {
                 p("desired_source_up"),
                 "1 while the desired-state source is readable",
             )?,
+            store_errors: IntCounterVec::new(
+                Opts::new(
+                    p("store_errors_total"),
+                    "Failed controller calls, by operation",
+                ),
+                &["op"],
+            )?,
+            learned_published: IntGauge::new(
+                p("learned_macs_published"),
+                "Learned MACs currently written to the store",
+            )?,
             registry,
         };
         for c in [
@@ -154,6 +169,8 @@ impl Metrics {
             Box::new(m.store_head.clone()),
             Box::new(m.store_lag.clone()),
             Box::new(m.source_up.clone()),
+            Box::new(m.store_errors.clone()),
+            Box::new(m.learned_published.clone()),
         ] {
             m.registry.register(c)?;
         }
@@ -181,6 +198,11 @@ impl Metrics {
         for (k, n) in count_objects(observed) {
             self.objects.with_label_values(&[k]).set(n as i64);
         }
+    }
+
+    /// Counts one failed controller call.
+    pub fn store_error(&self, op: &str) {
+        self.store_errors.with_label_values(&[op]).inc();
     }
 
     /// Counts one failed netlink operation.

@@ -1,0 +1,399 @@
+//! `bridgehead-gateway --controller` against a real `bridgehead-controller`
+//! (with tokens: the daemon runs with its node's token), both inside one
+//! throw-away namespace: objects created through the client appear in the
+//! kernel; a MAC the bridge learns on the physical port appears in the store
+//! as a LearnedMac under the daemon's lease and is withdrawn when it ages
+//! out; the store-lag metric settles at 0; with the controller stopped the
+//! kernel stays as it is, and once it is back the changes made since are
+//! applied.
+//!
+//! The controller binary is another package's: the test asks the cargo that
+//! runs it (`$CARGO`) to build it into this test's own target directory (a
+//! no-op when fresh), as `lab/tests/gateway_restart.rs` does.
+//!
+//! Run: `cargo test -p gateway --features root-tests --test controller` (as root).
+#![cfg(feature = "root-tests")]
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use api::client::{Client, ClientConfig};
+use api::model::{
+    Attachment, BfdParams, Binding, ElectionParams, GatewayGroup, GroupMember, Key, Kind,
+    LogicalSwitch, NodeKind, Object, RemoteMac, Replication, Stored, TransportNode,
+};
+use gateway::netns;
+use support::{Ns, wait_for};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bridgehead-gateway");
+const HOST_MAC: &str = "02:00:00:00:aa:01";
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+const NODE_TOKEN: &str = "gw1-node-token-0123456789";
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// A child process killed by PID on drop (also on panic).
+struct Proc(Option<Child>);
+
+impl Proc {
+    fn stop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Builds (or refreshes) `bridgehead-controller` next to this test binary.
+fn controller_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let bin = profile_dir.join("bridgehead-controller");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(&cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "api",
+        "--bin",
+        "bridgehead-controller",
+    ])
+    .arg("--target-dir")
+    .arg(target_dir)
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let st = cmd.status();
+    assert!(
+        st.as_ref().is_ok_and(|s| s.success()) || bin.exists(),
+        "cannot build the controller ({st:?}): run `cargo build -p api --bin bridgehead-controller`"
+    );
+    bin
+}
+
+/// Starts the controller inside `ns`; returns it and its address.
+fn start_controller(ns: &Ns, bin: &Path, dir: &Path, listen: &str) -> (Proc, String) {
+    let log =
+        std::fs::File::create(dir.join(format!("controller-{}.log", listen.replace(':', "_"))))
+            .unwrap();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.name])
+        .arg(bin)
+        .arg("--data-dir")
+        .arg(dir.join("store"))
+        .args(["--listen", listen, "--progress-ms", "200"])
+        .arg("--tokens")
+        .arg(dir.join("tokens.toml"))
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("controller said {line:?}"))
+        .to_string();
+    (Proc(Some(child)), addr)
+}
+
+fn write_tokens(dir: &Path) {
+    std::fs::write(
+        dir.join("tokens.toml"),
+        format!(
+            "[[tokens]]\nname = \"test\"\nrole = \"admin\"\ntoken = \"{ADMIN_TOKEN}\"\n\n\
+             [[tokens]]\nname = \"gw1-daemon\"\nrole = \"node\"\nnode = \"gw1\"\ntoken = \"{NODE_TOKEN}\"\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Runs `f` with an admin client inside the namespace (where the controller listens).
+fn api<T, F, Fut>(ns: &Ns, addr: &str, f: F) -> T
+where
+    F: FnOnce(Client) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let cfg = ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN);
+    netns::run_in(&ns.name, move || async move {
+        f(Client::new(cfg).unwrap()).await
+    })
+    .unwrap()
+}
+
+fn create(ns: &Ns, addr: &str, objects: Vec<Object>) {
+    api(ns, addr, |c| async move {
+        for o in objects {
+            c.put(&o).await.unwrap_or_else(|e| panic!("{o:?}: {e}"));
+        }
+    })
+}
+
+fn learned_in_store(ns: &Ns, addr: &str) -> Vec<Stored> {
+    api(ns, addr, |c| async move {
+        c.list(Some(Kind::LearnedMac))
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+    })
+}
+
+fn remote_mac(mac: &str, ip: &str) -> Object {
+    Object::RemoteMac(RemoteMac {
+        logical_switch: "web".into(),
+        mac: mac.parse().unwrap(),
+        ip: Some(ip.parse().unwrap()),
+        transport_node: "hv1".into(),
+    })
+}
+
+fn desired_objects() -> Vec<Object> {
+    let node = |name: &str, kind, ip: &str| {
+        Object::TransportNode(TransportNode {
+            name: name.into(),
+            kind,
+            tunnel_ip: ip.parse().unwrap(),
+            bfd: BfdParams::default(),
+            ovsdb_target: None,
+        })
+    };
+    vec![
+        Object::LogicalSwitch(LogicalSwitch {
+            name: "web".into(),
+            vni: 5000,
+            replication: Replication::SourceNode,
+        }),
+        node("gw1", NodeKind::Gateway, "198.18.0.20"),
+        node("hv1", NodeKind::Hypervisor, "198.18.0.10"),
+        Object::GatewayGroup(GatewayGroup {
+            name: "gg1".into(),
+            members: vec![GroupMember {
+                node: "gw1".into(),
+                mep_id: 1,
+                priority: 0,
+            }],
+            vtep_ip: "198.18.0.100".parse().unwrap(),
+            physical_interface: "eth1".into(),
+            election: ElectionParams {
+                interval_ms: 100,
+                md_level: 0,
+                ma_name: "gg1".into(),
+            },
+        }),
+        Object::Binding(Binding {
+            name: "web-gg1".into(),
+            logical_switch: "web".into(),
+            attachment: Attachment::GatewayGroup {
+                group: "gg1".into(),
+            },
+            vlan: 0,
+        }),
+        remote_mac("02:00:00:00:00:21", "192.0.2.21"),
+    ]
+}
+
+/// (MAC, dst) of bhvx5000's `self` entries, flood entries included.
+fn vxlan_fdb(ns: &Ns) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = ns
+        .fdb("bhvx5000")
+        .iter()
+        .filter(|e| {
+            e["flags"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|x| x == "self"))
+        })
+        .filter_map(|e| Some((e["mac"].as_str()?.into(), e["dst"].as_str()?.into())))
+        .collect();
+    v.sort();
+    v
+}
+
+fn fdb_of(macs: &[&str]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = macs
+        .iter()
+        .map(|m| (m.to_string(), "198.18.0.10".to_string()))
+        .collect();
+    v.push(("00:00:00:00:00:00".into(), "198.18.0.10".into()));
+    v.sort();
+    v
+}
+
+fn metric(ns: &Ns, name: &str) -> Option<f64> {
+    let text = netns::run_in(&ns.name, || async {
+        let Ok(mut s) = tokio::net::TcpStream::connect("127.0.0.1:9470").await else {
+            return String::new();
+        };
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    })
+    .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[test]
+fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
+    let controller = controller_binary();
+    let ns = Ns::new("gwc");
+    ns.veth("eth0", "eth0p");
+    ns.ip(&["addr", "add", "198.18.0.20/24", "dev", "eth0"]);
+    // The group VTEP IP, held by the only member.
+    ns.ip(&["addr", "add", "198.18.0.100/24", "dev", "eth0"]);
+    ns.veth("eth1", "eth1p");
+    ns.ip(&["link", "set", "eth1p", "address", HOST_MAC]);
+    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
+    let dir = tempfile::tempdir().unwrap();
+    write_tokens(dir.path());
+    let (mut ctl, addr) = start_controller(&ns, &controller, dir.path(), "127.0.0.1:0");
+    create(&ns, &addr, desired_objects());
+
+    let log = dir.path().join("gateway.log");
+    let mut gw = Proc(Some(
+        Command::new(BIN)
+            .args(["--netns", &ns.name])
+            .args(["--controller", &format!("http://{addr}")])
+            .args([
+                "--token",
+                NODE_TOKEN,
+                "--node",
+                "gw1",
+                "--underlay-dev",
+                "eth0",
+            ])
+            .args(["--lease-ttl", "3s", "--resync", "2s", "--debounce", "20ms"])
+            .env("RUST_LOG", "info,gateway=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    ));
+    let gw_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // 1. The store's objects are in the kernel: sourced from the group IP.
+    wait_for("programmed from the store", LIMIT, || {
+        vxlan_fdb(&ns) == fdb_of(&["02:00:00:00:00:21"])
+    });
+    let vx = ns.link("bhvx5000").unwrap();
+    assert_eq!(vx["linkinfo"]["info_data"]["local"], "198.18.0.100");
+    assert!(ns.link("eth1").is_some_and(|l| l["master"] == "bhbr5000"));
+    create(
+        &ns,
+        &addr,
+        vec![remote_mac("02:00:00:00:00:22", "192.0.2.22")],
+    );
+    wait_for("a new remote MAC is applied", LIMIT, || {
+        vxlan_fdb(&ns) == fdb_of(&["02:00:00:00:00:21", "02:00:00:00:00:22"])
+    });
+
+    // 2. A learned MAC goes to the store under the daemon's lease...
+    ns.ip(&[
+        "link",
+        "set",
+        "bhbr5000",
+        "type",
+        "bridge",
+        "ageing_time",
+        "300",
+    ]);
+    ns.try_exec(&["ping", "-c", "1", "-W", "1", "-I", "eth1p", "192.0.2.99"]);
+    let took = wait_for("learned MAC in the store", LIMIT, || {
+        learned_in_store(&ns, &addr).iter().any(|s| {
+            matches!(&s.object, Object::LearnedMac(m)
+                if m.reporter == "gw1" && m.logical_switch == "web" && m.mac.to_string() == HOST_MAC)
+                && s.lease.is_some()
+        })
+    });
+    eprintln!("learned MAC reached the store in {took:?}");
+    assert_eq!(
+        metric(&ns, "bridgehead_gateway_learned_macs_published"),
+        Some(1.0)
+    );
+    // ...and is withdrawn when it ages out (3 s here).
+    let took = wait_for("aged-out MAC withdrawn from the store", LIMIT, || {
+        learned_in_store(&ns, &addr).is_empty()
+    });
+    eprintln!("aged-out MAC withdrawn from the store {took:?} after it was seen there");
+
+    // 3. Store lag settles at 0 with the head known from bookmarks.
+    wait_for("store lag 0", LIMIT, || {
+        metric(&ns, "bridgehead_gateway_store_lag_revisions") == Some(0.0)
+            && metric(&ns, "bridgehead_gateway_applied_revision").is_some_and(|r| r > 0.0)
+    });
+    let head = metric(&ns, "bridgehead_gateway_store_head_revision").unwrap();
+    assert!(head >= metric(&ns, "bridgehead_gateway_applied_revision").unwrap());
+
+    // 4. Headless: the controller goes away; the kernel stays as it is.
+    let before = vxlan_fdb(&ns);
+    ctl.stop();
+    wait_for("source down", LIMIT, || {
+        metric(&ns, "bridgehead_gateway_desired_source_up") == Some(0.0)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(vxlan_fdb(&ns), before, "kernel changed while headless");
+    assert!(ns.link("eth1").is_some_and(|l| l["master"] == "bhbr5000"));
+    // A MAC learned while headless is written once the controller is back.
+    ns.try_exec(&["ping", "-c", "1", "-W", "1", "-I", "eth1p", "192.0.2.98"]);
+
+    // 5. Back on the same address and store; changes made since are applied.
+    let (_ctl2, addr2) = start_controller(&ns, &controller, dir.path(), &addr);
+    assert_eq!(addr2, addr);
+    api(&ns, &addr, |c| async move {
+        c.delete(&Key::new(Kind::RemoteMac, "web/02:00:00:00:00:21"))
+            .await
+            .unwrap();
+    });
+    create(
+        &ns,
+        &addr,
+        vec![remote_mac("02:00:00:00:00:23", "192.0.2.23")],
+    );
+    let took = wait_for(
+        "changes made after the restart applied",
+        Duration::from_secs(20),
+        || vxlan_fdb(&ns) == fdb_of(&["02:00:00:00:00:22", "02:00:00:00:00:23"]),
+    );
+    eprintln!("resumed and applied {took:?} after the controller came back");
+    wait_for("learned MAC written after reconnecting", LIMIT, || {
+        learned_in_store(&ns, &addr)
+            .iter()
+            .any(|s| matches!(&s.object, Object::LearnedMac(m) if m.mac.to_string() == HOST_MAC))
+    });
+    assert!(
+        gw_log().contains("controller reachable again"),
+        "{}",
+        gw_log()
+    );
+    let neigh = ns.ip(&["neigh", "show", "dev", "bhbr5000"]);
+    assert!(
+        neigh.contains("192.0.2.23") && !neigh.contains("192.0.2.21"),
+        "{neigh}"
+    );
+    gw.stop();
+}
