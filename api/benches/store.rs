@@ -26,7 +26,8 @@
 //! object, validated, with VNI uniqueness checked); etcd's are puts of the
 //! same JSON bytes as the value. Sizes: `BENCH_WRITES` (default 400)
 //! sequential writes, 16 x `BENCH_WRITES/8` concurrent, `BENCH_WATCH_WRITES`
-//! (default 200) per watch run.
+//! (default 200) per watch run; `BENCH_ROUNDS` (default 3) rounds, both
+//! servers up at once and taking turns per workload, medians reported.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -313,8 +314,37 @@ struct Numbers {
     seq_p50_ms: f64,
     seq_p99_ms: f64,
     conc_wps: f64,
-    /// (watchers, p50 µs, p99 µs, max µs, delivered/expected)
-    watch: Vec<(usize, f64, f64, f64, String)>,
+    /// (watchers, p50 µs, p99 µs, max µs, delivered, expected)
+    watch: Vec<(usize, f64, f64, f64, usize, usize)>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Per field, the median over rounds (deliveries are summed).
+fn combine(rounds: &[Numbers]) -> Numbers {
+    let m = |f: &dyn Fn(&Numbers) -> f64| median(rounds.iter().map(f).collect());
+    let watch = (0..rounds[0].watch.len())
+        .map(|i| {
+            (
+                rounds[0].watch[i].0,
+                m(&|n| n.watch[i].1),
+                m(&|n| n.watch[i].2),
+                m(&|n| n.watch[i].3),
+                rounds.iter().map(|n| n.watch[i].4).sum(),
+                rounds.iter().map(|n| n.watch[i].5).sum(),
+            )
+        })
+        .collect();
+    Numbers {
+        seq_wps: m(&|n| n.seq_wps),
+        seq_p50_ms: m(&|n| n.seq_p50_ms),
+        seq_p99_ms: m(&|n| n.seq_p99_ms),
+        conc_wps: m(&|n| n.conc_wps),
+        watch,
+    }
 }
 
 async fn sequential(s: &Server, n: usize) -> Res<(f64, f64, f64)> {
@@ -465,7 +495,11 @@ async fn collect(
     }
 }
 
-async fn watch_latency(s: &Server, watchers: usize, writes: usize) -> Res<(f64, f64, f64, String)> {
+async fn watch_latency(
+    s: &Server,
+    watchers: usize,
+    writes: usize,
+) -> Res<(f64, f64, f64, usize, usize)> {
     let mut c = Conn::open(s.addr).await?;
     let from = current_revision(s.sys, &mut c).await?;
     let (last_tx, last) = tokio::sync::watch::channel(0u64);
@@ -507,21 +541,29 @@ async fn watch_latency(s: &Server, watchers: usize, writes: usize) -> Res<(f64, 
         pct(&lat, 0.5),
         pct(&lat, 0.99),
         lat.last().copied().unwrap_or(f64::NAN),
-        format!("{delivered}/{}", watchers * writes),
+        delivered,
+        watchers * writes,
     ))
 }
 
-async fn measure(s: &Server, writes: usize, watch_writes: usize) -> Res<Numbers> {
-    wait_ready(s).await?;
-    let mut n = Numbers::default();
-    let (w, p50, p99) = sequential(s, writes).await?;
-    (n.seq_wps, n.seq_p50_ms, n.seq_p99_ms) = (w, p50, p99);
-    n.conc_wps = concurrent(s, 16, (writes / 8).max(1)).await?;
-    for watchers in [1, 100] {
-        let (p50, p99, max, d) = watch_latency(s, watchers, watch_writes).await?;
-        n.watch.push((watchers, p50, p99, max, d));
+/// One round of every workload on every server, alternating servers per
+/// workload so that noise from the machine (other work, disk) hits both alike.
+async fn round(servers: &[&Server], writes: usize, watch_writes: usize) -> Res<Vec<Numbers>> {
+    let mut out = vec![Numbers::default(); servers.len()];
+    for (s, n) in servers.iter().zip(&mut out) {
+        let (w, p50, p99) = sequential(s, writes).await?;
+        (n.seq_wps, n.seq_p50_ms, n.seq_p99_ms) = (w, p50, p99);
     }
-    Ok(n)
+    for (s, n) in servers.iter().zip(&mut out) {
+        n.conc_wps = concurrent(s, 16, (writes / 8).max(1)).await?;
+    }
+    for watchers in [1, 100] {
+        for (s, n) in servers.iter().zip(&mut out) {
+            let (p50, p99, max, d, e) = watch_latency(s, watchers, watch_writes).await?;
+            n.watch.push((watchers, p50, p99, max, d, e));
+        }
+    }
+    Ok(out)
 }
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -558,15 +600,29 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let ours = {
-        let s = start_bridgehead();
-        rt.block_on(measure(&s, writes, watch_writes))
-            .unwrap_or_else(|e| panic!("bridgehead: {e}"))
-    };
-    let theirs = start_etcd().map(|s| {
-        rt.block_on(measure(&s, writes, watch_writes))
-            .unwrap_or_else(|e| panic!("etcd: {e}"))
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
+    let bh = start_bridgehead();
+    let etcd = start_etcd();
+    let mut servers = vec![&bh];
+    servers.extend(etcd.as_ref());
+    let per_round: Vec<Vec<Numbers>> = rt.block_on(async {
+        for s in &servers {
+            wait_ready(s).await.unwrap_or_else(|e| panic!("{e}"));
+        }
+        let mut v = Vec::new();
+        for r in 0..rounds {
+            eprintln!("round {}/{rounds}", r + 1);
+            v.push(
+                round(&servers, writes, watch_writes)
+                    .await
+                    .unwrap_or_else(|e| panic!("round {r}: {e}")),
+            );
+        }
+        v
     });
+    let of = |i: usize| combine(&per_round.iter().map(|r| r[i].clone()).collect::<Vec<_>>());
+    let ours = of(0);
+    let theirs = etcd.as_ref().map(|_| of(1));
     let ev = etcd_version();
     let col = |f: &dyn Fn(&Numbers) -> String| {
         (
@@ -595,7 +651,7 @@ fn main() {
         ));
         rows.push((
             "  max (µs), delivered".into(),
-            col(&|n| format!("{:.0}, {}", n.watch[i].3, n.watch[i].4)),
+            col(&|n| format!("{:.0}, {}/{}", n.watch[i].3, n.watch[i].4, n.watch[i].5)),
         ));
     }
     println!();
@@ -608,6 +664,7 @@ fn main() {
         println!("{name:<52} {a:>20} {b:>20}");
     }
     println!(
-        "(watch latency: event at the watcher minus acknowledgement at the writer; {watch_writes} sequential writes per run)"
+        "(medians over {rounds} rounds, servers alternating per workload; watch latency: event at the \
+         watcher minus acknowledgement at the writer, {watch_writes} sequential writes per run)"
     );
 }

@@ -20,7 +20,33 @@
 //!   `ConfChangeV2` away (the peer transport is not built yet).
 //! - [`watch`]: list at a revision, then watch from it (etcd v3 shape).
 //! - [`http`]: the axum REST API over a [`node::Node`], served by the
-//!   `bridgehead-controller` binary.
+//!   `bridgehead-controller` binary:
+//!   - [`http::auth`]: bearer tokens from a TOML file (re-read on SIGHUP)
+//!     with roles `admin` (everything), `node` (read all; write only its
+//!     own observed state under its own leases) and `reader`; 401 with
+//!     `WWW-Authenticate: Bearer`, 403 for a role that may not. The binary
+//!     refuses to start without `--tokens` unless `--insecure-no-auth`.
+//!   - [`http::metrics`]: Prometheus `/metrics` (requests by route
+//!     template and status, latency histogram, revision, raft term/commit/
+//!     applied, watchers, store file size, leases, objects).
+//!   - `/openapi.json`: every path, typed schemas with ranges and enums,
+//!     checked against the server by `tests/openapi.rs`.
+//! - [`tls`]: rustls (ring) for the server (`--tls-cert`, `--tls-key`;
+//!   handshakes off the accept loop) and for clients (a CA file).
+//! - [`client`]: the library daemons use: typed CRUD, leases, list, watch
+//!   as a stream, and the [`client::Reflector`] (list, watch, resume with
+//!   backoff and jitter, relist on `compacted`, refuse a server behind what
+//!   it has seen). `bridgehead-ctl` is the operators' command line on it.
+//!
+//! Binaries: `bridgehead-controller` (the store and API) and
+//! `bridgehead-ctl` (create/replace/get/list/delete every kind, watch,
+//! leases; table or JSON output). `benches/store.rs` compares write
+//! throughput and watch latency with etcd (`cargo bench -p api --bench store`).
+//!
+//! Not built yet: the raft peer transport (more than one voter over the
+//! network), a cluster identity (a server *ahead* of a client but from
+//! another cluster is not detected; only one *behind* is), client
+//! certificates (mTLS).
 //!
 //! ```text
 //!  HTTP (axum) ──propose──▶ Node thread: RawNode ─ready─▶ apply ─┐
