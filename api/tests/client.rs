@@ -375,3 +375,28 @@ async fn typed_crud_and_leases_over_tls_with_tokens() {
         Err(ClientError::BadUrl(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_next_mid_watch_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = Controller::start(dir.path(), &[]);
+    let cl = client(&c);
+    let mut r = reflector(cl.clone());
+    assert_eq!(next(&mut r).await, Seen::Synced(0));
+    for round in 1..=3u64 {
+        // Cancel a call that is waiting on the stream.
+        let _ = tokio::time::timeout(Duration::from_millis(100), async {
+            loop {
+                if let ReflectorEvent::Changed { .. } = r.next().await {
+                    panic!("nothing was written yet");
+                }
+            }
+        })
+        .await;
+        cl.create(&ls(&format!("c{round}"), round as u32))
+            .await
+            .unwrap();
+        assert_eq!(next(&mut r).await, Seen::Changed(round));
+    }
+    assert_eq!(r.objects().len(), 3);
+}

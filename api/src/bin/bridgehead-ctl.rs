@@ -176,7 +176,7 @@ struct Fields {
     /// Disable BFD toward the node (transport-node).
     #[arg(long)]
     bfd_disabled: bool,
-    /// Member NODE:MEPID[:PRIORITY], repeatable (gateway-group).
+    /// Member `NODE:MEPID[:PRIORITY]`, repeatable (gateway-group).
     #[arg(long = "member")]
     members: Vec<String>,
     /// Group VTEP IP (gateway-group).

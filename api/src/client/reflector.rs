@@ -154,9 +154,11 @@ impl Reflector {
         };
     }
 
-    /// Drives the reflector until something happens. Cancel-safe between
-    /// events only in the sense that a dropped call may lose a received
-    /// message; call it from one loop.
+    /// Drives the reflector until something happens.
+    ///
+    /// Cancel-safe: while a call awaits, the phase it would fall back to is
+    /// already in place (list again, or watch again from the revision of the
+    /// copy), so dropping the future loses nothing; the next call resumes.
     pub async fn next(&mut self) -> ReflectorEvent {
         loop {
             match std::mem::replace(&mut self.phase, Phase::List) {
@@ -197,72 +199,80 @@ impl Reflector {
                         return ReflectorEvent::Error(e);
                     }
                 },
-                Phase::Watch => match self
-                    .client
-                    .watch(self.revision, self.kinds.as_deref())
-                    .await
-                {
-                    Ok(w) => self.phase = Phase::Watching(Box::new(w)),
-                    Err(e) => {
-                        self.wait_then(Phase::Watch);
-                        return ReflectorEvent::Error(e);
-                    }
-                },
-                Phase::Watching(mut w) => match w.next().await {
-                    Some(Ok(WatchMessage::Events { revision, events })) => {
-                        self.phase = Phase::Watching(w);
-                        if revision <= self.revision {
-                            continue;
+                Phase::Watch => {
+                    self.phase = Phase::Watch;
+                    match self
+                        .client
+                        .watch(self.revision, self.kinds.as_deref())
+                        .await
+                    {
+                        Ok(w) => self.phase = Phase::Watching(Box::new(w)),
+                        Err(e) => {
+                            self.wait_then(Phase::Watch);
+                            return ReflectorEvent::Error(e);
                         }
-                        for e in &events {
-                            match e.event_type {
-                                EventType::Put => {
-                                    self.objects.insert(e.key.clone(), e.value.clone());
-                                }
-                                EventType::Delete => {
-                                    self.objects.remove(&e.key);
+                    }
+                }
+                // Dropped mid-read, the next call resumes from the copy's revision.
+                Phase::Watching(mut w) => {
+                    self.phase = Phase::Watch;
+                    let msg = w.next().await;
+                    match msg {
+                        Some(Ok(WatchMessage::Events { revision, events })) => {
+                            self.phase = Phase::Watching(w);
+                            if revision <= self.revision {
+                                continue;
+                            }
+                            for e in &events {
+                                match e.event_type {
+                                    EventType::Put => {
+                                        self.objects.insert(e.key.clone(), e.value.clone());
+                                    }
+                                    EventType::Delete => {
+                                        self.objects.remove(&e.key);
+                                    }
                                 }
                             }
+                            self.revision = revision;
+                            self.seen = self.seen.max(revision);
+                            self.backoff.reset();
+                            return ReflectorEvent::Changed { revision, events };
                         }
-                        self.revision = revision;
-                        self.seen = self.seen.max(revision);
-                        self.backoff.reset();
-                        return ReflectorEvent::Changed { revision, events };
-                    }
-                    Some(Ok(WatchMessage::Progress { revision })) => {
-                        if revision < self.revision {
+                        Some(Ok(WatchMessage::Progress { revision })) => {
+                            if revision < self.revision {
+                                self.wait_then(Phase::Watch);
+                                return ReflectorEvent::Error(ClientError::ServerBehind {
+                                    server: revision,
+                                    seen: self.seen,
+                                });
+                            }
+                            self.phase = Phase::Watching(w);
+                            self.revision = revision;
+                            self.seen = self.seen.max(revision);
+                            self.backoff.reset();
+                            return ReflectorEvent::Progress { revision };
+                        }
+                        Some(Ok(WatchMessage::Compacted { floor, current })) => {
+                            tracing::info!(
+                                from = self.revision,
+                                floor,
+                                current,
+                                "watch history compacted past our revision: relisting"
+                            );
+                            self.phase = Phase::List;
+                        }
+                        Some(Err(e)) => {
                             self.wait_then(Phase::Watch);
-                            return ReflectorEvent::Error(ClientError::ServerBehind {
-                                server: revision,
-                                seen: self.seen,
-                            });
+                            return ReflectorEvent::Error(e);
                         }
-                        self.phase = Phase::Watching(w);
-                        self.revision = revision;
-                        self.seen = self.seen.max(revision);
-                        self.backoff.reset();
-                        return ReflectorEvent::Progress { revision };
+                        None => {
+                            self.wait_then(Phase::Watch);
+                            return ReflectorEvent::Error(ClientError::Decode(
+                                "watch stream ended (server stopping?)".into(),
+                            ));
+                        }
                     }
-                    Some(Ok(WatchMessage::Compacted { floor, current })) => {
-                        tracing::info!(
-                            from = self.revision,
-                            floor,
-                            current,
-                            "watch history compacted past our revision: relisting"
-                        );
-                        self.phase = Phase::List;
-                    }
-                    Some(Err(e)) => {
-                        self.wait_then(Phase::Watch);
-                        return ReflectorEvent::Error(e);
-                    }
-                    None => {
-                        self.wait_then(Phase::Watch);
-                        return ReflectorEvent::Error(ClientError::Decode(
-                            "watch stream ended (server stopping?)".into(),
-                        ));
-                    }
-                },
+                }
             }
         }
     }
