@@ -69,6 +69,8 @@ pub struct DaemonSection {
     pub batch: usize,
     /// Timer coalescing, ms (see `DriverConfig::coalesce`).
     pub coalesce_ms: u64,
+    /// Receive buffer of the shared sockets, bytes (see `DriverConfig::recv_buffer`).
+    pub recv_buffer_bytes: usize,
 }
 
 impl Default for DaemonSection {
@@ -81,6 +83,7 @@ impl Default for DaemonSection {
             multihop_min_ttl: m.multihop_min_ttl,
             batch: 64,
             coalesce_ms: 1,
+            recv_buffer_bytes: 8 << 20,
         }
     }
 }
@@ -233,6 +236,8 @@ pub struct Validated {
     pub batch: usize,
     /// Timer coalescing.
     pub coalesce: Duration,
+    /// Receive socket buffer, bytes.
+    pub recv_buffer: usize,
     /// Sessions, in file order.
     pub peers: Vec<Peer>,
 }
@@ -308,6 +313,9 @@ impl FileConfig {
                 "daemon.coalesce_ms".into(),
                 "must be at most 100 (it delays every packet)",
             );
+        }
+        if d.recv_buffer_bytes > 1 << 30 {
+            bad("daemon.recv_buffer_bytes".into(), "must be at most 1 GiB");
         }
         let df = &self.defaults;
         check_timing(
@@ -444,6 +452,7 @@ impl FileConfig {
             bind,
             batch: d.batch,
             coalesce: Duration::from_millis(d.coalesce_ms),
+            recv_buffer: d.recv_buffer_bytes,
             peers,
         })
     }

@@ -191,6 +191,14 @@ fn two_processes_come_up_report_status_and_metrics_and_reload() {
         table.contains("to-b") && table.contains("1 sessions: 1 up"),
         "{table}"
     );
+    let out = Command::new(BFD)
+        .args(["status", "--summary", "--json", "--status-socket"])
+        .arg(&da.socket)
+        .output()
+        .unwrap();
+    let summary: StatusReport = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary.sessions.is_empty());
+    assert_eq!((summary.summary.sessions, summary.summary.up), (1, 1));
 
     // Reload: retime to-b, add a multihop session on both sides.
     std::fs::write(

@@ -46,6 +46,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Totals only (cheap with many sessions).
+        #[arg(long)]
+        summary: bool,
     },
     /// Validate a config file and list its sessions.
     Check {
@@ -69,7 +72,8 @@ fn main() -> std::process::ExitCode {
         Command::Status {
             status_socket,
             json,
-        } => status(&status_socket, json),
+            summary,
+        } => status(&status_socket, json, summary),
         Command::Check { config } => check(&config),
     };
     match r {
@@ -91,8 +95,8 @@ fn init_logging() {
         .init();
 }
 
-fn status(socket: &std::path::Path, json: bool) -> Result<()> {
-    let report = status_socket::query(socket)?;
+fn status(socket: &std::path::Path, json: bool, summary: bool) -> Result<()> {
+    let report = status_socket::query(socket, summary)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -75,6 +75,7 @@ pub fn run(config: &Path, metrics_listen: Option<SocketAddr>, status_path: &Path
             local: v.bind,
             batch: v.batch,
             coalesce: v.coalesce,
+            recv_buffer: v.recv_buffer,
         },
     )
     .with_context(|| format!("bind BFD sockets on {}", v.bind))?;
@@ -236,11 +237,12 @@ fn reload(config: &Path, started: &Validated, handle: &Handle, shared: &Shared) 
             return;
         }
     };
-    if (v.bind, v.batch, v.coalesce, &v.manager)
+    if (v.bind, v.batch, v.coalesce, v.recv_buffer, &v.manager)
         != (
             started.bind,
             started.batch,
             started.coalesce,
+            started.recv_buffer,
             &started.manager,
         )
     {

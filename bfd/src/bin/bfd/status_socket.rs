@@ -1,5 +1,6 @@
 //! The status socket: a running `bfd run` answers each connection that
-//! sends `status\n` with one JSON [`StatusReport`] and closes it.
+//! sends `status\n` with one JSON [`StatusReport`] and closes it; `summary\n`
+//! gets the totals only (no walk over the sessions: cheap at any count).
 
 use crate::run::Shared;
 use anyhow::{Context, Result, bail};
@@ -50,22 +51,33 @@ fn answer(conn: &mut UnixStream, handle: &Handle, shared: &Shared) -> Result<()>
     conn.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut line = String::new();
     BufReader::new(&mut *conn).take(64).read_line(&mut line)?;
-    if line.trim() != "status" {
-        conn.write_all(b"{\"error\":\"send status\\n\"}\n")?;
-        return Ok(());
-    }
-    let r = report(handle, shared)?;
+    let r = match line.trim() {
+        "status" => report(handle, shared)?,
+        "summary" => StatusReport {
+            sessions: Vec::new(),
+            summary: Summary::from_snapshot(&handle.snapshot()?),
+        },
+        _ => {
+            conn.write_all(b"{\"error\":\"send status or summary\"}\n")?;
+            return Ok(());
+        }
+    };
     serde_json::to_writer(&mut *conn, &r)?;
     conn.write_all(b"\n")?;
     Ok(())
 }
 
-/// Asks a running instance (the `bfd status` side).
-pub fn query(socket: &Path) -> Result<StatusReport> {
+/// Asks a running instance (the `bfd status` side); `summary_only` skips
+/// the per-session entries.
+pub fn query(socket: &Path, summary_only: bool) -> Result<StatusReport> {
     let mut c = UnixStream::connect(socket)
         .with_context(|| format!("connect {} (is `bfd run` running?)", socket.display()))?;
     c.set_read_timeout(Some(Duration::from_secs(30)))?;
-    c.write_all(b"status\n")?;
+    c.write_all(if summary_only {
+        b"summary\n"
+    } else {
+        b"status\n"
+    })?;
     c.shutdown(std::net::Shutdown::Write)?;
     let mut text = String::new();
     c.read_to_string(&mut text)?;

@@ -1,0 +1,172 @@
+//! `bfd-bench`: Bridgehead's `bfd run` against FRR's bfdd at the same session
+//! counts, each as two processes in two network namespaces joined by a veth
+//! (one multihop session, RFC 5883, per distinct address pair: FRR keys a
+//! single-hop session without an interface by the peer address alone, so
+//! only multihop gives both implementations N sessions between two hosts).
+//! Prints CPU per
+//! process (percent of one core), packets per second and false Down events
+//! side by side. Needs root, iproute2 and (for the comparison) frr.
+//!
+//! Not a test: it runs for minutes. Build and run:
+//!
+//! ```text
+//! cargo build --release -p bfd --bins
+//! sudo target/release/bfd-bench --sessions 1000,10000,50000 --duration 300
+//! ```
+
+mod netns;
+mod sides;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use sides::{Outcome, Params};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// BFD scale benchmark: Bridgehead vs FRR bfdd.
+#[derive(Debug, Parser)]
+#[command(name = "bfd-bench", about)]
+struct Args {
+    /// Session counts to run, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    sessions: Vec<usize>,
+    /// Seconds of steady state measured per run.
+    #[arg(long, default_value_t = 300)]
+    duration: u64,
+    /// Transmit/receive interval, ms.
+    #[arg(long, default_value_t = 300)]
+    interval_ms: u32,
+    /// Detect multiplier.
+    #[arg(long, default_value_t = 3)]
+    mult: u8,
+    /// Longest wait for all sessions to come Up, seconds.
+    #[arg(long, default_value_t = 180)]
+    bring_up_timeout: u64,
+    /// Implementations: bridgehead, frr.
+    #[arg(long, value_delimiter = ',', default_value = "bridgehead,frr")]
+    implementations: Vec<String>,
+    /// The `bfd` binary (default: next to this one).
+    #[arg(long)]
+    bfd: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bfd-bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("needs root (network namespaces)");
+    }
+    let bin = match args.bfd {
+        Some(b) => b,
+        None => std::env::current_exe()?
+            .parent()
+            .context("no exe dir")?
+            .join("bfd"),
+    };
+    if !bin.exists() {
+        bail!(
+            "{} missing: cargo build --release -p bfd --bins",
+            bin.display()
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("bfd-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // bfdd runs as frr and must reach its files.
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    eprintln!("logs and configs in {}", dir.display());
+    let p = Params {
+        interval_ms: args.interval_ms,
+        mult: args.mult,
+        duration: Duration::from_secs(args.duration),
+        bring_up_timeout: Duration::from_secs(args.bring_up_timeout),
+    };
+    let mut results: Vec<Outcome> = Vec::new();
+    for &n in &args.sessions {
+        let hosts = (n as f64).sqrt().ceil() as usize;
+        let pair = netns::Pair::new(hosts.max(1), &dir)?;
+        for imp in &args.implementations {
+            eprintln!(
+                "{imp}: {n} sessions, {hosts}x{hosts} addresses, {:?} measured",
+                p.duration
+            );
+            let r = match imp.as_str() {
+                "bridgehead" => sides::run_bridgehead(&bin, &pair, n, &p, &dir),
+                "frr" => sides::run_frr(&pair, n, &p, &dir),
+                other => bail!("unknown implementation {other}"),
+            };
+            match r {
+                Ok(o) => {
+                    print_rows(std::slice::from_ref(&o));
+                    results.push(o);
+                }
+                Err(e) => {
+                    eprintln!("  {imp} at {n}: {e:#}");
+                    results.push(Outcome {
+                        implementation: if imp == "frr" {
+                            "frr-bfdd"
+                        } else {
+                            "bridgehead"
+                        },
+                        sessions: n,
+                        bring_up: None,
+                        sides: Default::default(),
+                        note: format!("failed: {e:#}"),
+                    });
+                }
+            }
+            // Let the other side's sessions and the kernel's queues settle.
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+    println!();
+    println!(
+        "BFD scale, {} ms x {}, {:?} steady state per run, two processes in two namespaces:",
+        args.interval_ms, args.mult, p.duration
+    );
+    print_rows(&results);
+    Ok(())
+}
+
+fn print_rows(rows: &[Outcome]) {
+    println!(
+        "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7} {:>9} {:>9} {:>6} {:>8} note",
+        "sessions",
+        "impl",
+        "side",
+        "bring-up",
+        "up start/min/end",
+        "cpu%",
+        "tx pps",
+        "rx pps",
+        "false",
+        "rcvbuf",
+    );
+    for o in rows {
+        for (i, s) in o.sides.iter().enumerate() {
+            println!(
+                "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7.1} {:>9.0} {:>9.0} {:>6} {:>8} {}",
+                o.sessions,
+                o.implementation,
+                ["A", "B"][i],
+                o.bring_up
+                    .map_or("-".into(), |d| format!("{:.1}s", d.as_secs_f64())),
+                format!("{}/{}/{}", s.up_start, s.up_min, s.up_end),
+                s.cpu_pct,
+                s.tx_pps,
+                s.rx_pps,
+                s.false_downs,
+                s.rcvbuf_errors,
+                o.note
+            );
+        }
+    }
+}
