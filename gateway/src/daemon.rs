@@ -283,7 +283,7 @@ impl StoreMode {
             Ok(c) => c,
             Err(e) => {
                 if self.last_error.as_ref() != Some(e) {
-                    tracing::error!(error = %e, revision = snap.revision,
+                    tracing::warn!(error = %e, revision = snap.revision,
                         "no desired state for this node; the kernel is left as it is");
                     self.last_error = Some(e.clone());
                 }

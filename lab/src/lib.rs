@@ -10,11 +10,14 @@
 //!   hardware switch, FRR bfdd, hand-configured kernel VTEPs.
 //! - [`traffic`] measures: ping timelines, tcpdump captures decoded by tshark.
 //! - [`scenarios`] are the named labs behind `lab up`.
+//! - [`bins`] finds the workspace's own binaries (controller, ctl, daemons)
+//!   that scenarios run.
 //!
 //! Lab traffic stays inside the namespaces the lab creates; addresses follow
 //! the plan in DESIGN.md (underlay 198.18.0.0/24, tenants 192.0.2.0/24 and
 //! 198.51.100.0/24).
 
+pub mod bins;
 pub mod cmd;
 pub mod lab;
 pub mod peers;
