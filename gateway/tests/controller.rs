@@ -5,7 +5,8 @@
 //! as a LearnedMac under the daemon's lease and is withdrawn when it ages
 //! out; the store-lag metric settles at 0; with the controller stopped the
 //! kernel stays as it is, and once it is back the changes made since are
-//! applied.
+//! applied and a MAC learned meanwhile is written; a revoked lease is
+//! noticed at the next renewal and the learned MACs are rewritten.
 //!
 //! The controller binary is another package's: the test asks the cargo that
 //! runs it (`$CARGO`) to build it into this test's own target directory (a
@@ -340,6 +341,15 @@ fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
         learned_in_store(&ns, &addr).is_empty()
     });
     eprintln!("aged-out MAC withdrawn from the store {took:?} after it was seen there");
+    ns.ip(&[
+        "link",
+        "set",
+        "bhbr5000",
+        "type",
+        "bridge",
+        "ageing_time",
+        "30000",
+    ]);
 
     // 3. Store lag settles at 0 with the head known from bookmarks.
     wait_for("store lag 0", LIMIT, || {
@@ -385,6 +395,22 @@ fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
             .iter()
             .any(|s| matches!(&s.object, Object::LearnedMac(m) if m.mac.to_string() == HOST_MAC))
     });
+    // A lease the controller no longer has (revoked here; expired after a
+    // long partition) is noticed at the next renewal: new lease, MACs rewritten.
+    let lease_of = |ns: &Ns| {
+        learned_in_store(ns, &addr)
+            .iter()
+            .find(|s| matches!(&s.object, Object::LearnedMac(m) if m.mac.to_string() == HOST_MAC))
+            .and_then(|s| s.lease)
+    };
+    let old = lease_of(&ns).unwrap();
+    api(&ns, &addr, move |c| async move {
+        c.revoke_lease(old).await.unwrap()
+    });
+    let took = wait_for("learned MAC rewritten under a new lease", LIMIT, || {
+        lease_of(&ns).is_some_and(|l| l != old)
+    });
+    eprintln!("revoked lease noticed and learned MACs rewritten in {took:?}");
     assert!(
         gw_log().contains("controller reachable again"),
         "{}",
