@@ -4,9 +4,10 @@
 //! skipped when it surfaces, so each update is O(log n) with no search.
 //! Stale entries are bounded by compacting when they outnumber live ones.
 
+use crate::fasthash::FastMap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap};
 use std::hash::Hash;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use std::time::Instant;
 pub struct Deadlines<K> {
     heap: BinaryHeap<Reverse<(Instant, u64, K)>>,
     /// The live deadline of each key and the generation of its heap entry.
-    live: HashMap<K, (Instant, u64)>,
+    live: FastMap<K, (Instant, u64)>,
     generation: u64,
 }
 
@@ -23,7 +24,7 @@ impl<K: Copy + Eq + Hash + Ord> Default for Deadlines<K> {
     fn default() -> Self {
         Deadlines {
             heap: BinaryHeap::new(),
-            live: HashMap::new(),
+            live: FastMap::default(),
             generation: 0,
         }
     }

@@ -110,6 +110,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod deadlines;
+pub mod fasthash;
 pub mod file_config;
 pub mod manager;
 pub mod metrics;

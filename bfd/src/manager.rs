@@ -7,13 +7,14 @@
 
 use crate::config::{ConfigError, SessionConfig};
 use crate::deadlines::Deadlines;
+use crate::fasthash::{FastMap, FastSet};
 use crate::packet::State;
 use crate::packet::{Diagnostic, MAX_LEN, ReceptionError, Repr};
 use crate::session::{Discard, Event, Session, Status};
 use crate::stats::{LagHistogram, StateCounts};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use thiserror::Error;
@@ -196,8 +197,8 @@ struct Entry {
 #[derive(Debug)]
 pub struct Manager {
     config: ManagerConfig,
-    sessions: HashMap<u32, Entry>,
-    by_peer: HashMap<PeerKey, u32>,
+    sessions: FastMap<u32, Entry>,
+    by_peer: FastMap<PeerKey, u32>,
     deadlines: Deadlines<u32>,
     rng: SmallRng,
     transmits: VecDeque<Transmit>,
@@ -207,7 +208,7 @@ pub struct Manager {
     lag: LagHistogram,
     /// Sessions signalling AdminDown before they are deleted; their
     /// addresses are free for a new session already.
-    retiring: HashSet<u32>,
+    retiring: FastSet<u32>,
 }
 
 impl Manager {
@@ -228,15 +229,15 @@ impl Manager {
         Ok(Manager {
             rng: SmallRng::seed_from_u64(config.seed),
             config,
-            sessions: HashMap::new(),
-            by_peer: HashMap::new(),
+            sessions: FastMap::default(),
+            by_peer: FastMap::default(),
             deadlines: Deadlines::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
             states: StateCounts::default(),
             lag: LagHistogram::default(),
-            retiring: HashSet::new(),
+            retiring: FastSet::default(),
         })
     }
 
@@ -471,7 +472,12 @@ impl Manager {
         let Some(e) = self.sessions.get_mut(&discr) else {
             return Err(DropReason::UnknownDiscriminator(discr));
         };
-        e.session.handle_datagram(now, d.payload)?;
+        if e.session.config().auth.is_some() {
+            e.session.handle_datagram(now, d.payload)?;
+        } else {
+            // Parsed once above; only authentication needs the raw bytes.
+            e.session.handle_packet(now, &repr)?;
+        }
         self.service(discr, now);
         Ok(discr)
     }

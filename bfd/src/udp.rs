@@ -83,6 +83,9 @@ pub struct Driver {
     recv: RecvBatch,
     stats: IoStats,
     vxlan: Vec<VxlanLink>,
+    /// Transmissions of the current flush, kept to reuse the allocation.
+    pending: Vec<Transmit>,
+    send: SendBatch,
 }
 
 fn setsockopt_int(
@@ -138,6 +141,15 @@ impl Driver {
             let s = UdpSocket::bind(SocketAddrV4::new(config.local, port))?;
             // GTSM (RFC 5881 §5, RFC 5883 §5): always send with TTL 255.
             setsockopt_int(&s, libc::IPPROTO_IP, libc::IP_TTL, 255)?;
+            // DF: a BFD packet never needs fragmenting, and with DF on an
+            // unconnected socket the kernel skips the per-packet IP ID
+            // generation (a shared hashed counter, visible in profiles).
+            setsockopt_int(
+                &s,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                libc::IP_PMTUDISC_DO,
+            )?;
             s.set_nonblocking(true)?;
             tx.insert(port, s);
         }
@@ -150,6 +162,8 @@ impl Driver {
             recv,
             stats: IoStats::default(),
             vxlan: Vec::new(),
+            pending: Vec::new(),
+            send: SendBatch::default(),
         })
     }
 
@@ -340,7 +354,9 @@ impl Driver {
         if self.manager.pending_transmits() == 0 {
             return;
         }
-        let mut by_port: BTreeMap<u16, Vec<Transmit>> = BTreeMap::new();
+        // Reused between turns: no allocation per wake-up.
+        let mut list = std::mem::take(&mut self.pending);
+        list.clear();
         while let Some(t) = self.manager.poll_transmit() {
             if t.peer.encap == Encap::Vxlan {
                 self.stats.send_calls += 1;
@@ -355,21 +371,23 @@ impl Driver {
                 }
                 continue;
             }
-            by_port.entry(t.src_port).or_default().push(t);
+            list.push(t);
         }
-        for (port, list) in by_port {
-            let Some(sock) = self.tx.get(&port) else {
-                self.stats.send_errors += list.len() as u64;
+        list.sort_unstable_by_key(|t| t.src_port);
+        let set_source = self.config.local.is_unspecified();
+        for group in list.chunk_by(|a, b| a.src_port == b.src_port) {
+            let Some(sock) = self.tx.get(&group[0].src_port) else {
+                self.stats.send_errors += group.len() as u64;
                 continue;
             };
-            for chunk in list.chunks(self.config.batch.max(1)) {
-                let (calls, sent) =
-                    send_batch(sock.as_raw_fd(), chunk, self.config.local.is_unspecified());
+            for chunk in group.chunks(self.config.batch.max(1)) {
+                let (calls, sent) = self.send.send(sock.as_raw_fd(), chunk, set_source);
                 self.stats.send_calls += calls;
                 self.stats.send_packets += sent as u64;
                 self.stats.send_errors += (chunk.len() - sent) as u64;
             }
         }
+        self.pending = list;
     }
 }
 
@@ -384,36 +402,48 @@ fn sockaddr_v4(ip: Ipv4Addr, port: u16) -> libc::sockaddr_in {
     a
 }
 
-/// `sendmmsg` of one batch; returns (system calls, datagrams sent). A
-/// datagram the kernel refuses is skipped (BFD tolerates loss), not retried.
-fn send_batch(fd: libc::c_int, list: &[Transmit], set_source: bool) -> (u64, usize) {
-    let mut addrs: Vec<libc::sockaddr_in> = list
-        .iter()
-        .map(|t| match t.peer.remote {
+/// Buffers for `sendmmsg`, reused across calls.
+#[derive(Debug, Default)]
+struct SendBatch {
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    cmsgs: Vec<[u64; 4]>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers inside are only meaningful during `send`, which
+// rebuilds them from its arguments each call; between calls they are dead.
+unsafe impl Send for SendBatch {}
+
+impl SendBatch {
+    /// `sendmmsg` of one batch; returns (system calls, datagrams sent). A
+    /// datagram the kernel refuses is skipped (BFD tolerates loss), not retried.
+    fn send(&mut self, fd: libc::c_int, list: &[Transmit], set_source: bool) -> (u64, usize) {
+        self.addrs.clear();
+        self.addrs.extend(list.iter().map(|t| match t.peer.remote {
             IpAddr::V4(v4) => sockaddr_v4(v4, t.peer.encap.dst_port()),
             // IPv6 is not bound by this driver; an all-zero address fails below.
             IpAddr::V6(_) => sockaddr_v4(Ipv4Addr::UNSPECIFIED, 0),
-        })
-        .collect();
-    let mut iovs: Vec<libc::iovec> = list
-        .iter()
-        .map(|t| libc::iovec {
+        }));
+        self.iovs.clear();
+        self.iovs.extend(list.iter().map(|t| libc::iovec {
             iov_base: t.payload.as_ptr() as *mut libc::c_void,
             iov_len: t.len,
-        })
-        .collect();
-    // One IP_PKTINFO control message per datagram when the socket is bound to
-    // the wildcard address: it picks the session's local address as source.
-    let mut cmsgs: Vec<[u64; 4]> = vec![[0; 4]; if set_source { list.len() } else { 0 }];
-    let mut hdrs: Vec<libc::mmsghdr> = (0..list.len())
-        .map(|i| {
+        }));
+        // One IP_PKTINFO control message per datagram when the socket is bound to
+        // the wildcard address: it picks the session's local address as source.
+        self.cmsgs.clear();
+        self.cmsgs
+            .resize(if set_source { list.len() } else { 0 }, [0; 4]);
+        self.hdrs.clear();
+        for (i, t) in list.iter().enumerate() {
             // SAFETY: mmsghdr is plain data; all-zero is a valid value.
             let mut h: libc::mmsghdr = unsafe { zeroed() };
-            h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_in).cast();
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
             h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = &mut iovs[i];
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
-            if let (Some(c), IpAddr::V4(src)) = (cmsgs.get_mut(i), list[i].peer.local) {
+            if let (Some(c), IpAddr::V4(src)) = (self.cmsgs.get_mut(i), t.peer.local) {
                 h.msg_hdr.msg_control = c.as_mut_ptr().cast();
                 // SAFETY: CMSG_SPACE is a pure size computation.
                 h.msg_hdr.msg_controllen =
@@ -435,39 +465,41 @@ fn send_batch(fd: libc::c_int, list: &[Transmit], set_source: bool) -> (u64, usi
                     std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::in_pktinfo>(), info);
                 }
             }
-            h
-        })
-        .collect();
-    let (mut calls, mut done) = (0u64, 0usize);
-    while done < hdrs.len() {
-        // SAFETY: every header points into `addrs` and `iovs`, which live
-        // until after the call, and each iovec into a `Transmit` of `list`.
-        let rc = unsafe {
-            libc::sendmmsg(
-                fd,
-                hdrs[done..].as_mut_ptr(),
-                (hdrs.len() - done) as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        calls += 1;
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
+            self.hdrs.push(h);
+        }
+        let hdrs = &mut self.hdrs;
+        let (mut calls, mut done) = (0u64, 0usize);
+        while done < hdrs.len() {
+            // SAFETY: every header points into `self.addrs`, `self.iovs` and
+            // `self.cmsgs`, which are not touched until after the call, and
+            // each iovec into a `Transmit` of `list`.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    hdrs[done..].as_mut_ptr(),
+                    (hdrs.len() - done) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            calls += 1;
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::debug!(error = %e, "bfd sendmmsg failed");
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    // Socket buffer full: drop the rest of this batch.
+                    return (calls, done);
+                }
+                // This datagram is refused (e.g. no route): skip it, send the rest.
+                hdrs.remove(done);
                 continue;
             }
-            tracing::debug!(error = %e, "bfd sendmmsg failed");
-            if e.kind() == io::ErrorKind::WouldBlock {
-                // Socket buffer full: drop the rest of this batch.
-                return (calls, done);
-            }
-            // This datagram is refused (e.g. no route): skip it, send the rest.
-            hdrs.remove(done);
-            continue;
+            done += rc as usize;
         }
-        done += rc as usize;
+        (calls, done)
     }
-    (calls, done)
 }
 
 /// What the kernel told us about one received datagram.
