@@ -82,8 +82,19 @@
 //! validates a file.
 //!
 //! Tested against independent peers: FRR bfdd (plain UDP) and Open vSwitch
-//! (BFD inside VXLAN), both in network namespaces (feature `root-tests`).
-//! Not yet: IPv6, Demand mode and Echo.
+//! (BFD inside VXLAN), both in network namespaces (feature `root-tests`);
+//! the lab crate's `bfd_ovs_vtep` test has an ovs-vtep emulated hardware
+//! switch monitor us through its `Tunnel` row (`bfd_params` in,
+//! `bfd_status` out), the hardware_vtep way.
+//!
+//! Scale: `bfd-bench` (src/bin/bfd-bench, root, not a test) runs N
+//! multihop sessions between two `bfd run` processes in two namespaces, then
+//! the same with FRR bfdd, and prints CPU per process, packets per second
+//! and false Down events side by side.
+//!
+//! Not yet: IPv6, Demand mode, Echo, and RFC 8971's BFD-for-VXLAN
+//! encapsulation (inner 127/8 destination and the IANA MAC); only the Open
+//! vSwitch / hardware_vtep convention is spoken inside VXLAN.
 
 //! # Choices where the RFC leaves room, or where we deviate
 //!

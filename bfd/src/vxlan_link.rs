@@ -8,7 +8,10 @@
 //!
 //! Create the device outside (the gateway's netlink code, or `ip link add
 //! NAME type vxlan id 0 remote SWITCH local US dstport 4789`) and attach it
-//! with [`crate::udp::Driver::attach_vxlan`].
+//! with [`crate::udp::Driver::attach_vxlan`]. Give it no IP address and
+//! turn IPv6 off on it (`net.ipv6.conf.NAME.disable_ipv6=1`): otherwise the
+//! kernel's own link-local chatter (neighbour solicitations, MLD, router
+//! solicitations) rides VNI 0 into the switch's BFD port.
 
 use crate::manager::Transmit;
 use crate::vxlan::{self, BFD_CONTROL_PORT};

@@ -287,7 +287,11 @@ struct FrrSide {
 impl FrrSide {
     fn vtysh(&self, ns: &str, cmd: &str) -> Result<String> {
         let d = self.dir.to_string_lossy();
+        // bfdd answers nothing while it reads its configuration (minutes
+        // for thousands of peers): never wait on it unbounded.
         run(&[
+            "timeout",
+            "30",
             "ip",
             "netns",
             "exec",
