@@ -90,13 +90,21 @@
 //!   all its logical switches, remembered on the rows
 //!   (`other_config:bridgehead-replication-fallback`) and in the status.
 //!
-//! # What is not done yet
+//! # The daemon
 //!
-//! The store side is not wired: nothing here reads the api store or writes
-//! observed objects to it yet. The reconciler takes a [`desired::DesiredState`]
-//! (optionally with its store revision, [`reconciler::Reconciler::set_desired_at`])
-//! and publishes [`observed::Observed`]; the daemon that embeds it connects
-//! the two to the api client. Until then the store lag metric is 0.
+//! [`daemon`] (binary `bridgehead-vtep-sync`) wires the reconcilers to the
+//! controller's store through [`store_sync`]: one reflector computes every
+//! served switch's desired state ([`desired::compute`]) at each store
+//! revision and hands it to that switch's reconciler
+//! ([`reconciler::Reconciler::set_desired_at`]; a revision that changes
+//! nothing for a switch in sync only advances its applied revision, so the
+//! store lag metric is head minus applied); reconcilers come and go with
+//! their switches' transport nodes (OVSDB target from the store). The
+//! switch's lock holder writes the observed state as LearnedMac,
+//! TunnelStatus and SwitchStatus objects under a lease, diffed against the
+//! store's copy. Its root test against a real controller and ovsdb-server
+//! is `tests/daemon.rs`; in the end-to-end overlay lab it drives the
+//! ovs-vtep switch `sw1` (`lab/tests/overlay_e2e.rs`).
 //!
 //! Tests against the real ovsdb-server and vtep-ctl live in
 //! `tests/ovsdb_server.rs` (client), `tests/reconciler.rs` (reconciler),
@@ -111,6 +119,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod daemon;
 pub mod datum;
 pub mod desired;
 pub mod framing;
@@ -123,6 +132,7 @@ pub mod plan;
 pub mod reconciler;
 pub mod replica;
 pub mod schema;
+pub mod store_sync;
 pub mod target;
 #[cfg(test)]
 mod testsim;

@@ -498,6 +498,7 @@ impl Reconciler {
                 observed_dirty: true,
                 stats: StatsTracker::default(),
                 published_observed: None,
+                in_sync_with: None,
             }
             .run()
             .instrument(span),
@@ -578,6 +579,8 @@ struct Edge {
     stats: StatsTracker,
     /// The observed state last mirrored into the metrics.
     published_observed: Option<Arc<Observed>>,
+    /// The desired state the last (empty) plan found the switch in sync with.
+    in_sync_with: Option<Arc<Desired>>,
 }
 
 /// Resolves when the [`Reconciler`] handle is gone (its desired-state sender dropped).
@@ -740,11 +743,7 @@ impl Edge {
                 },
                 r = self.desired.changed() => match r {
                     Err(_) => break,
-                    Ok(()) => {
-                        self.pacer.mark_dirty(now());
-                        // The VNI -> store name map may have changed.
-                        self.observed_dirty = true;
-                    }
+                    Ok(()) => self.on_desired(),
                 },
                 _ = sleep => {}
             }
@@ -879,10 +878,41 @@ impl Edge {
         }
     }
 
+    /// A new desired state: plan, unless only its store revision moved
+    /// while the switch is in sync with an equal state. A daemon hands every
+    /// store revision to every reconciler (most change nothing for a given
+    /// switch): those advance the applied revision without a plan pass.
+    fn on_desired(&mut self) {
+        let d = self.desired.borrow_and_update().clone();
+        if self.pacer.status.in_sync
+            && self
+                .in_sync_with
+                .as_ref()
+                .is_some_and(|prev| prev.state == d.state)
+        {
+            if let Some(rev) = d.revision {
+                self.applied(rev);
+            }
+            self.in_sync_with = Some(d);
+            return;
+        }
+        self.pacer.mark_dirty(now());
+        // The VNI -> store name map may have changed.
+        self.observed_dirty = true;
+    }
+
+    /// The switch is in sync with the desired state of store revision `rev`.
+    fn applied(&mut self, rev: u64) {
+        self.pacer.status.applied_revision = Some(rev);
+        if let Some(m) = &self.config.metrics {
+            m.applied_revision(&self.config.switch, rev);
+        }
+    }
+
     async fn reconcile(&mut self, client: &Client, events: &mut mpsc::UnboundedReceiver<Event>) {
-        let desired = self.desired.borrow().clone();
-        let revision = desired.revision;
-        let desired = &desired.state;
+        let desired_arc = self.desired.borrow().clone();
+        let revision = desired_arc.revision;
+        let desired = &desired_arc.state;
         let opts = PlanOptions {
             lock: self.config.lock.clone(),
             physical_switch: self.config.physical_switch.clone(),
@@ -910,11 +940,9 @@ impl Edge {
         if p.is_empty() {
             debug!("switch matches the desired state");
             if let Some(rev) = revision {
-                self.pacer.status.applied_revision = Some(rev);
-                if let Some(m) = &self.config.metrics {
-                    m.applied_revision(&self.config.switch, rev);
-                }
+                self.applied(rev);
             }
+            self.in_sync_with = Some(desired_arc);
             return;
         }
         info!(

@@ -1,0 +1,141 @@
+//! `bridgehead-vtep-sync`: the hardware-VTEP controller daemon. Follows the
+//! controller's store, keeps each served switch's hardware_vtep database
+//! equal to its desired state over OVSDB, and writes what the switches
+//! report (learned MACs, tunnel BFD state, connection and faults) back to
+//! the store under a lease.
+//!
+//! Everything but flag parsing, logging and the runtime lives in
+//! [`vtep_sync::daemon`].
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use api::client::ClientConfig;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use vtep_sync::daemon::{self, DaemonConfig};
+use vtep_sync::reconciler::DEFAULT_LOCK;
+use vtep_sync::target::TlsFiles;
+
+/// Programs hardware VTEP switches (OVSDB hardware_vtep) from the
+/// controller's store and reports what they learn. SIGTERM/SIGINT stop it
+/// and leave every switch as it is.
+#[derive(Debug, Parser)]
+#[command(name = "bridgehead-vtep-sync", version)]
+struct Args {
+    /// Controller URL (http://HOST:PORT or https://HOST:PORT).
+    #[arg(long, env = "BRIDGEHEAD_SERVER")]
+    controller: String,
+    /// Bearer token: a `node` token whose node, or one of its `acts_for`,
+    /// is each served switch (it writes their observed state).
+    #[arg(long, env = "BRIDGEHEAD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// PEM CA file to trust for an https controller.
+    #[arg(long, env = "BRIDGEHEAD_CA")]
+    ca: Option<PathBuf>,
+    /// This instance's name, for logs (several instances may serve one switch).
+    #[arg(long, env = "BRIDGEHEAD_VTEP_SYNC_NAME", default_value = "vtep-sync")]
+    name: String,
+    /// A hardware switch to serve (its transport-node name; the OVSDB target
+    /// comes from the store); repeatable.
+    #[arg(long = "switch", required = true)]
+    switches: Vec<String>,
+    /// Address of the Prometheus metrics listener (any path answers).
+    #[arg(long, env = "BRIDGEHEAD_VTEP_SYNC_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// TTL of the lease the observed state is written under (renewed every third of it).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    lease_ttl: Duration,
+    /// OVSDB lock that elects the one writer of a switch among instances.
+    #[arg(long, default_value = DEFAULT_LOCK)]
+    lock: String,
+    /// For ssl: OVSDB targets: the CA the switches' certificates chain to.
+    #[arg(long, requires_all = ["ovsdb_cert", "ovsdb_key"])]
+    ovsdb_ca: Option<PathBuf>,
+    /// For ssl: OVSDB targets: our certificate (chain), presented to the switches.
+    #[arg(long, requires_all = ["ovsdb_ca", "ovsdb_key"])]
+    ovsdb_cert: Option<PathBuf>,
+    /// For ssl: OVSDB targets: our private key.
+    #[arg(long, requires_all = ["ovsdb_ca", "ovsdb_cert"])]
+    ovsdb_key: Option<PathBuf>,
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 2m, 1h"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
+    };
+    let d =
+        Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+    if d < Duration::from_secs(1) {
+        return Err(format!(
+            "{s:?}: a lease shorter than 1 s cannot be renewed in time"
+        ));
+    }
+    Ok(d)
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let mut client = ClientConfig::new(args.controller);
+    client.token = args.token;
+    client.ca_file = args.ca;
+    // A renewal must not take longer than the lease lives.
+    client.request_timeout = args.lease_ttl / 3;
+    client.connect_timeout = client.connect_timeout.min(args.lease_ttl / 3);
+    let ovsdb_tls = match (args.ovsdb_ca, args.ovsdb_cert, args.ovsdb_key) {
+        (Some(ca_cert), Some(certificate), Some(private_key)) => Some(TlsFiles {
+            ca_cert,
+            certificate,
+            private_key,
+        }),
+        _ => None,
+    };
+    let config = DaemonConfig {
+        client,
+        instance: args.name,
+        switches: args.switches,
+        metrics_listen: args.metrics_listen,
+        lease_ttl: args.lease_ttl,
+        ovsdb_tls,
+        lock: Some(args.lock),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "bridgehead-vtep-sync failed");
+            ExitCode::FAILURE
+        }
+    }
+}
