@@ -9,17 +9,22 @@
 //!
 //! - **vtep-sync**: a reconciler starts against an empty switch database
 //!   (only the switch's own `Physical_Switch` row and port, as its agent
-//!   writes them). Timed from `Reconciler::start` until an independent
-//!   monitoring connection sees all N `Ucast_Macs_Remote` rows (and a final
-//!   `select` counts them), and until the reconciler reports in-sync.
+//!   writes them). Timed from `Reconciler::start` until its transaction's
+//!   reply (ovsdb-server answers once the transaction is committed: the
+//!   database holds every row; a `select` counts them afterwards), and
+//!   until the reconciler reports in sync (its own update seen, the next
+//!   plan empty).
 //! - **vtep-ctl**: a fresh database; one `vtep-ctl` invocation (one
 //!   transaction) creating the same logical switch, binding, flood entries
-//!   and N `add-ucast-remote` commands; timed until the same monitor sees
-//!   them all. Linux limits one exec's arguments to 2 MiB here (stack
+//!   and N `add-ucast-remote` commands; timed until it returns (it waits
+//!   for the commit), then counted with a `select`. Linux limits one exec's arguments to 2 MiB here (stack
 //!   rlimit / 4), about 20,000 adds: above that vtep-ctl runs in chunks of
 //!   10,000 commands (one transaction each), and is said so. It is
 //!   quadratic (10,000 adds ≈ 44 s, PEERS.md), so sizes above 10,000 run
 //!   only with `BH_BENCH_VTEP_CTL_ALL=1`.
+//! - **bare transaction**: the transaction the planner makes for the empty
+//!   switch, sent once by a client with no monitor and no lock: what the
+//!   server itself costs, so the rest is ours.
 //! - **resync**, with N rows present: (1) ovsdb-server killed and started
 //!   on the same database: time from the server accepting connections until
 //!   the reconciler is in sync again; (2) the reconciler stopped and a new
@@ -43,11 +48,11 @@ use api::model::{MacAddr, Replication};
 use prometheus::Registry;
 use serde_json::json;
 use support::OvsdbServer;
-use tokio::sync::mpsc::UnboundedReceiver;
 use vtep_sync::client::{Client, ClientConfig, Event, MonitorConfig};
 use vtep_sync::desired::{DesiredLogicalSwitch, DesiredState, RemoteTarget};
 use vtep_sync::metrics::Metrics;
-use vtep_sync::reconciler::{Reconciler, ReconcilerConfig, ReconcilerStatus};
+use vtep_sync::plan::{PlanOptions, plan};
+use vtep_sync::reconciler::{MONITORED_TABLES, Reconciler, ReconcilerConfig, ReconcilerStatus};
 use vtep_sync::replica::MonitorSpec;
 use vtep_sync::vtep_tables::VTEP_DB;
 
@@ -114,38 +119,13 @@ fn switch() -> OvsdbServer {
     srv
 }
 
-/// An independent connection monitoring `Ucast_Macs_Remote` (MAC only).
-async fn watcher(srv: &OvsdbServer) -> (Client, UnboundedReceiver<Event>) {
+/// A bare client (no monitor) for counting rows.
+async fn counter(srv: &OvsdbServer) -> Client {
     let mut cfg = ClientConfig::new(srv.unix_target());
-    let mut tables = MonitorSpec::new();
-    tables.insert("Ucast_Macs_Remote".into(), Some(vec!["MAC".into()]));
-    cfg.monitor = Some(MonitorConfig {
-        db: VTEP_DB.into(),
-        tables,
-        prefer_monitor_cond: true,
-    });
     cfg.inactivity_probe = None;
-    let (c, mut ev) = Client::start(cfg).expect("watcher");
-    loop {
-        match tokio::time::timeout(TIMEOUT, ev.recv()).await {
-            Ok(Some(Event::Synced { .. })) => return (c, ev),
-            Ok(Some(_)) => {}
-            _ => panic!("watcher did not sync"),
-        }
-    }
-}
-
-/// Waits until the watcher's replica holds `n` rows; returns when it saw them.
-async fn until_rows(c: &Client, ev: &mut UnboundedReceiver<Event>, n: usize) -> Instant {
-    loop {
-        if c.with_replica(|r| r.map_or(0, |r| r.len("Ucast_Macs_Remote"))) >= n {
-            return Instant::now();
-        }
-        match tokio::time::timeout(TIMEOUT, ev.recv()).await {
-            Ok(Some(_)) => {}
-            _ => panic!("rows never arrived"),
-        }
-    }
+    let (c, mut ev) = Client::start(cfg).expect("client");
+    while !matches!(ev.recv().await, Some(Event::Connected)) {}
+    c
 }
 
 /// Counts `Ucast_Macs_Remote` rows with a `select`.
@@ -231,16 +211,18 @@ struct PushResult {
 
 async fn push_vtep_sync(n: u32) -> (PushResult, OvsdbServer, Reconciler, Metrics) {
     let srv = switch();
-    let (w, mut ev) = watcher(&srv).await;
     let d = desired(n);
     let m = Metrics::new(&Registry::new()).expect("metrics");
     let t0 = Instant::now();
     let r = Reconciler::start(config(&srv, &m), d);
-    let seen = until_rows(&w, &mut ev, n as usize).await;
+    // ovsdb-server answers a transaction once it is committed.
+    until_status(&r, "committed", |s| s.transactions >= 1).await;
+    let seen = Instant::now();
     until_status(&r, "in sync", in_sync).await;
     let synced = Instant::now();
-    assert_eq!(count_rows(&w).await, n as usize, "select count");
-    w.shutdown();
+    let c = counter(&srv).await;
+    assert_eq!(count_rows(&c).await, n as usize, "select count");
+    c.shutdown();
     let res = PushResult {
         in_db: seen - t0,
         in_sync: synced - t0,
@@ -251,11 +233,47 @@ async fn push_vtep_sync(n: u32) -> (PushResult, OvsdbServer, Reconciler, Metrics
     (res, srv, r, m)
 }
 
-/// vtep-ctl adding the same rows; returns (time until the monitor saw all
-/// rows, invocations).
+/// The transaction the planner makes for an empty switch, sent once by a
+/// bare client (no monitor on the server, no lock): the server's own cost.
+async fn raw_transact(n: u32) -> Duration {
+    let srv = switch();
+    let mut cfg = ClientConfig::new(srv.unix_target());
+    let mut tables = MonitorSpec::new();
+    for t in MONITORED_TABLES {
+        tables.insert((*t).to_owned(), None);
+    }
+    cfg.monitor = Some(MonitorConfig {
+        db: VTEP_DB.into(),
+        tables,
+        prefer_monitor_cond: true,
+    });
+    let (reader, mut ev) = Client::start(cfg).expect("reader");
+    while !matches!(ev.recv().await, Some(Event::Synced { .. })) {}
+    let p = reader
+        .with_replica(|r| plan(&desired(n), r.expect("synced"), &PlanOptions::default()))
+        .expect("plan");
+    reader.shutdown();
+    drop(ev);
+    let mut cfg = ClientConfig::new(srv.unix_target());
+    cfg.inactivity_probe = None;
+    let (c, mut ev) = Client::start(cfg).expect("client");
+    while !matches!(ev.recv().await, Some(Event::Connected)) {}
+    drop(ev);
+    let t0 = Instant::now();
+    tokio::time::timeout(TIMEOUT, c.transact(VTEP_DB, &p.ops))
+        .await
+        .expect("raw transact timed out")
+        .expect("raw transact");
+    let took = t0.elapsed();
+    assert_eq!(count_rows(&c).await, n as usize, "select count");
+    c.shutdown();
+    took
+}
+
+/// vtep-ctl adding the same rows; returns (time until its last call
+/// returned: it waits for the commit, invocations).
 async fn push_vtep_ctl(n: u32) -> (Duration, usize) {
     let srv = switch();
-    let (w, mut ev) = watcher(&srv).await;
     let mut head: Vec<String> = [
         "--",
         "add-ls",
@@ -301,13 +319,23 @@ async fn push_vtep_ctl(n: u32) -> (Duration, usize) {
     for (k, chunk) in adds.chunks(VTEP_CTL_CHUNK).enumerate() {
         let mut args: Vec<String> = if k == 0 { head.clone() } else { Vec::new() };
         args.extend(chunk.iter().flatten().cloned());
+        let t = Instant::now();
         vtep_ctl(&srv.sock, &args);
         invocations += 1;
+        if n as usize > VTEP_CTL_CHUNK {
+            eprintln!(
+                "push: vtep-ctl call {invocations}: {} adds onto {} rows took {}",
+                chunk.len(),
+                k * VTEP_CTL_CHUNK,
+                secs(t.elapsed())
+            );
+        }
     }
-    let seen = until_rows(&w, &mut ev, n as usize).await;
-    assert_eq!(count_rows(&w).await, n as usize, "select count");
-    w.shutdown();
-    (seen - t0, invocations)
+    let took = t0.elapsed();
+    let c = counter(&srv).await;
+    assert_eq!(count_rows(&c).await, n as usize, "select count");
+    c.shutdown();
+    (took, invocations)
 }
 
 fn vtep_ctl(sock: &Path, args: &[String]) {
@@ -407,32 +435,36 @@ fn main() {
                 format!("{} ({inv} calls of {VTEP_CTL_CHUNK})", secs(t))
             }
         } else {
-            "not run (BH_BENCH_VTEP_CTL_ALL=1)".into()
+            "not run (see doc)".into()
         };
-        rows.push((n, push, ctl, rs));
+        eprintln!("push: {n}: the same transaction from a bare client ...");
+        let raw = rt.block_on(raw_transact(n));
+        rows.push((n, push, raw, ctl, rs));
     }
     println!();
     println!(
-        "{:>7} | {:>24} | {:>18} | {:>11} | {:>10} | {:>12} | {:>30} | {:>34} | {:>36}",
+        "{:>7} | {:>24} | {:>18} | {:>11} | {:>10} | {:>12} | {:>20} | {:>30} | {:>34} | {:>36}",
         "MACs",
-        "vtep-sync: all rows in db",
+        "vtep-sync: committed",
         "vtep-sync: in sync",
         "transaction",
         "plan",
         "rows written",
+        "same txn, bare client",
         "vtep-ctl (same rows)",
         "server restart: resync (written)",
         "reconciler restart: resync (written)"
     );
-    for (n, p, ctl, rs) in rows {
+    for (n, p, raw, ctl, rs) in rows {
         println!(
-            "{:>7} | {:>24} | {:>18} | {:>11} | {:>10} | {:>12} | {:>30} | {:>34} | {:>36}",
+            "{:>7} | {:>24} | {:>18} | {:>11} | {:>10} | {:>12} | {:>20} | {:>30} | {:>34} | {:>36}",
             n,
             secs(p.in_db),
             secs(p.in_sync),
             format!("{:.2} s", p.txn),
             format!("{:.3} s", p.plan),
             p.written,
+            secs(raw),
             ctl,
             format!(
                 "{} ({}) [server up in {}]",

@@ -16,6 +16,7 @@
 //! - two instances: only the OVSDB lock holder writes (the other commits
 //!   nothing and writes nothing to the store); when the holder is killed
 //!   the other takes over, writes the switch and owns the observed state;
+//!   its lease revoked, it grants another and writes everything again;
 //! - headless: with the controller stopped the switch keeps its rows and
 //!   drift is still corrected from the state in force; once the controller
 //!   is back, later changes reach the switch;
@@ -604,6 +605,26 @@ async fn daemon_against_a_real_controller_and_switch() {
     })
     .await;
     assert_ne!(lease_c, lease_a);
+    // The lease is lost (revoked: the store drops what hangs off it): a new
+    // one is granted and everything is written again.
+    admin.revoke_lease(lease_c).await.unwrap();
+    let t = Instant::now();
+    let lease_c2 = until("the learned MAC rewritten under a new lease", async || {
+        let l = get(&admin, &learned_key(KEPT_MAC)).await?.lease?;
+        (l != lease_c).then_some(l)
+    })
+    .await;
+    eprintln!(
+        "lease revoked -> observed state rewritten: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(lease_of(&admin, &status_key).await, lease_c2);
+    assert_eq!(lease_of(&admin, &tunnel_key).await, lease_c2);
+    assert!(
+        c.metric("bridgehead_vtep_sync_lease_grants_total").await >= Some(2.0),
+        "{}",
+        c.log()
+    );
 
     // --- headless: the controller goes away, the switch keeps its rows and
     // drift is still corrected from the state in force.
