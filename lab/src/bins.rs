@@ -17,7 +17,7 @@ pub const CONTROLLER: &str = "bridgehead-controller";
 pub const CTL: &str = "bridgehead-ctl";
 /// The kernel VTEP daemon (gateways, hypervisors in host mode).
 pub const GATEWAY: &str = "bridgehead-gateway";
-/// The hardware-switch reconciler daemon (not in the workspace yet).
+/// The hardware-switch reconciler daemon (vtep-sync's store-driven binary).
 pub const VTEP_SYNC: &str = "bridgehead-vtep-sync";
 
 /// The package that builds a binary, for error messages and builds.
@@ -96,19 +96,19 @@ pub fn build_with_cargo(bins: &[&str]) -> Result<()> {
         profile_dir = profile_dir.parent().context("no profile folder")?;
     }
     let target_dir = profile_dir.parent().context("no target folder")?;
+    // Exactly what scripts/test prebuilds (`--workspace --all-features
+    // --bins`): a narrower `-p`/`--bin` build would resolve features
+    // differently and recompile shared crates inside every test run.
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--quiet"])
-        .arg("--target-dir")
-        .arg(target_dir);
-    let mut packages: Vec<&str> = bins.iter().map(|b| package_of(b)).collect();
-    packages.sort();
-    packages.dedup();
-    for p in packages {
-        cmd.args(["-p", p]);
-    }
-    for b in bins {
-        cmd.args(["--bin", b]);
-    }
+    cmd.args([
+        "build",
+        "--quiet",
+        "--workspace",
+        "--all-features",
+        "--bins",
+    ])
+    .arg("--target-dir")
+    .arg(target_dir);
     match profile_dir.file_name().and_then(|n| n.to_str()) {
         Some("debug") | None => {}
         Some("release") => {

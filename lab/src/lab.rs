@@ -309,6 +309,18 @@ impl Lab {
         cmd::run(None, &argv)?;
         configure_iface(a, a_if)?;
         configure_iface(b, b_if)?;
+        // The kernel reports carrier asynchronously (linkwatch may take up to
+        // a second under load); frames sent before that are dropped, so a
+        // link is ready only when both ends say so.
+        for (h, i) in [(a, a_if), (b, b_if)] {
+            let path = format!("/sys/class/net/{}/operstate", i.name);
+            crate::wait::until(
+                &format!("{} {} operationally up", h.name, i.name),
+                std::time::Duration::from_secs(10),
+                std::time::Duration::from_millis(10),
+                || h.run(&["cat", &path]).is_ok_and(|s| s.trim() == "up"),
+            )?;
+        }
         Ok(())
     }
 
