@@ -2,15 +2,19 @@
 //! (`bridgehead-ctl`): the controller, one gateway (a group of one per
 //! physical network; election comes later) with two physical segments and a
 //! bare-metal host on each, one Linux hypervisor in host mode with two VMs,
-//! and two logical switches whose tenant IPs overlap.
+//! one emulated hardware switch (ovs-vtep) with a bare-metal host, programmed
+//! by `bridgehead-vtep-sync`, and two logical switches whose tenant IPs
+//! overlap.
 //!
 //! ```text
-//!  mgmt 198.18.1.0/24:  ctrl .1 (controller :7480)   hv1 .10   gw1 .20
+//!  mgmt 198.18.1.0/24:  ctrl .1 (controller :7480)   hv1 .10   gw1 .20   sw1 .30
 //!
 //!  vm1 192.0.2.11 ─┐ ls-blue (VNI 5000)         ┌─ phys1 ── bm2 192.0.2.12
 //!                  ├ hv1 ── underlay ── gw1 ────┤   (group gg1, VTEP IP .100)
-//!  vm2 192.0.2.11 ─┘ ls-red  (VNI 5001)         └─ phys2 ── bm3 192.0.2.12
-//!     198.18.0.10          198.18.0.0/24   198.18.0.20    (group gg2, VTEP IP .101)
+//!  vm2 192.0.2.11 ─┘ ls-red  (VNI 5001)  │      └─ phys2 ── bm3 192.0.2.12
+//!     198.18.0.10          198.18.0.0/24 │ 198.18.0.20    (group gg2, VTEP IP .101)
+//!                                        │
+//!                       sw1 (ovs-vtep, 198.18.0.30) ── p0 ── bm1 192.0.2.13 (ls-blue)
 //! ```
 //!
 //! What is done by hand is only the wiring: namespaces, veths, addresses on
@@ -22,12 +26,29 @@
 //! program their kernels and write back the MACs they learn, which the other
 //! daemon turns into remote MACs.
 //!
-//! The hardware switch (sw1, ovs-vtep, with bm1 on its port p0, driven by a
-//! `bridgehead-vtep-sync` daemon) joins where marked below once that daemon
-//! exists.
+//! The hardware switch sw1 is an `EmulatedSwitch` (ovs-vtep) with bm1 on its
+//! port p0; its transport node (kind hardware_switch) carries its OVSDB
+//! target `tcp:198.18.0.30:6640`, and a binding puts p0 (VLAN 0) in ls-blue.
+//! Nothing writes its database but `bridgehead-vtep-sync`, which runs in
+//! sw1's own namespace with sw1's node token: that namespace has both a
+//! management NIC (198.18.1.30, to reach the controller) and the switch's
+//! OVSDB listener on its tunnel IP. (The controller's namespace has no
+//! underlay address; a separate host on both networks would have to turn TX
+//! offload off on its underlay NIC, since its OVSDB connection would cross
+//! the switch's userspace datapath.) bm1's MAC, learned by the switch, goes
+//! to the store as sw1's LearnedMac, and the kernel VTEPs point it at
+//! 198.18.0.30; they flood ls-blue's broadcast and unknown unicast to sw1
+//! as to every other VTEP of ls-blue.
+//!
+//! hv1 and gw1 run no BFD yet, so their transport nodes say so
+//! (`--bfd-disabled`): sw1 then does not run BFD on its tunnels toward them
+//! (it would report them down and send VNI 0 frames nobody answers). hv1's
+//! and gw1's underlay NICs have TX offload off: their traffic to sw1 crosses
+//! its userspace datapath (see PEERS.md).
 
 use crate::bins;
 use crate::lab::{Host, Iface, Lab, Segment};
+use crate::peers::ovs_vtep::{EmulatedSwitch, SwitchSpec};
 use crate::traffic::ping;
 use crate::wait;
 use anyhow::{Context, Result};
@@ -58,6 +79,14 @@ pub const VM2: (&str, &str) = ("192.0.2.11", "02:00:00:00:01:02");
 pub const BM2: (&str, &str) = ("192.0.2.12", "02:00:00:00:02:02");
 /// bm3 (ls-red behind gw1 on phys2): the same IP as bm2, another switch.
 pub const BM3: (&str, &str) = ("192.0.2.12", "02:00:00:00:02:03");
+/// sw1's tunnel IP (on its OVS `br-phy`).
+pub const SW1_IP: &str = "198.18.0.30";
+/// sw1's OVSDB target, as its transport node in the store says.
+pub const SW1_OVSDB: &str = "tcp:198.18.0.30:6640";
+/// bm1 (ls-blue behind sw1's port p0): IP, MAC.
+pub const BM1: (&str, &str) = ("192.0.2.13", "02:00:00:00:03:01");
+/// Where `bridgehead-vtep-sync` serves its metrics (inside sw1's namespace).
+pub const VTEP_SYNC_METRICS: &str = "127.0.0.1:9480";
 
 /// A built overlay.
 #[derive(Debug, Clone)]
@@ -76,6 +105,10 @@ pub struct Overlay {
     pub bm2: Host,
     /// Bare-metal host in ls-red (phys2).
     pub bm3: Host,
+    /// The emulated hardware switch (its namespace also runs vtep-sync).
+    pub sw1: EmulatedSwitch,
+    /// Bare-metal host in ls-blue behind sw1's port p0.
+    pub bm1: Host,
     /// The underlay segment (capture point: one port per VTEP host).
     pub underlay: Segment,
     /// `bridgehead-ctl`.
@@ -114,6 +147,14 @@ impl Overlay {
                 "ls-red:  lab exec vm2 -- ping -c3 {}   (bm3: same IP, other switch)",
                 BM3.0
             ),
+            format!(
+                "hardware switch: lab exec bm1 -- ping -c3 {}   (bm1 behind sw1 -> vm1 on hv1)",
+                VM1.0
+            ),
+            format!(
+                "sw1's database, as vtep-sync wrote it: lab exec sw1 -- vtep-ctl --db={SW1_OVSDB} list-remote-macs ls-blue"
+            ),
+            format!("vtep-sync metrics: lab exec sw1 -- curl -s {VTEP_SYNC_METRICS}/metrics"),
             "gateway metrics: lab exec gw1 -- curl -s 127.0.0.1:9470/metrics".into(),
             "VNIs on the wire: lab exec underlay -- tcpdump -ni hv1 udp port 4789".into(),
         ]
@@ -195,6 +236,7 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
     let controller = bins::locate(bins::CONTROLLER)?;
     let ctl_bin = bins::locate(bins::CTL)?;
     let gateway = bins::locate(bins::GATEWAY)?;
+    let vtep_sync = bins::locate(bins::VTEP_SYNC)?;
 
     // --- wiring
     let mgmt = quiet_segment(lab, "mgmt")?;
@@ -208,7 +250,7 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
     lab.attach(
         &gw1,
         &underlay,
-        &Iface::new("eth0", &format!("{GW1_IP}/24")),
+        &Iface::new("eth0", &format!("{GW1_IP}/24")).no_tx_offload(),
     )?;
     for ip in [GG1_IP, GG2_IP] {
         gw1.run(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
@@ -220,7 +262,7 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
     lab.attach(
         &hv1,
         &underlay,
-        &Iface::new("eth0", &format!("{HV1_IP}/24")),
+        &Iface::new("eth0", &format!("{HV1_IP}/24")).no_tx_offload(),
     )?;
     let tenant =
         |(ip, mac): (&str, &str)| Iface::new("eth0", &format!("{ip}/24")).mac(mac).mtu(1450);
@@ -233,6 +275,15 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
     lab.veth(&vm1, &tenant(VM1), &hv1, &Iface::bare("vm1"))?;
     let vm2 = quiet_host(lab, "vm2")?;
     lab.veth(&vm2, &tenant(VM2), &hv1, &Iface::bare("vm2"))?;
+    // sw1: its underlay NIC gets no address (it becomes a port of OVS
+    // br-phy, which holds the tunnel IP); its management NIC reaches the
+    // controller.
+    let sw1h = quiet_host(lab, "sw1")?;
+    lab.attach(&sw1h, &mgmt, &Iface::new("mgmt0", "198.18.1.30/24"))?;
+    lab.attach(&sw1h, &underlay, &Iface::bare("eth0"))?;
+    let sw1 = EmulatedSwitch::start(lab, &sw1h, SwitchSpec::new("sw1", &format!("{SW1_IP}/24")))?;
+    let bm1 = quiet_host(lab, "bm1")?;
+    sw1.add_bare_metal(lab, "p0", &bm1, &tenant(BM1))?;
 
     // --- the controller
     let data = lab.run_dir().join("controller-data");
@@ -304,6 +355,26 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
         &[("RUST_LOG", "info")],
     )?;
 
+    let sw_token = node_token("sw1");
+    lab.spawn(
+        Some(&sw1h),
+        "sw1/vtep-sync",
+        &[
+            &s(&vtep_sync),
+            "--controller",
+            &url,
+            "--token",
+            &sw_token,
+            "--switch",
+            "sw1",
+            "--name",
+            "sw1-vtep-sync",
+            "--metrics-listen",
+            VTEP_SYNC_METRICS,
+        ],
+        &[("RUST_LOG", "info")],
+    )?;
+
     // --- configuration, through the API only
     let c = |args: &[&str]| ctl(&ctrl, &ctl_bin, args);
     let blue_vni = BLUE_VNI.to_string();
@@ -320,6 +391,7 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
             "source_node",
         ])?;
     }
+    // No BFD on the kernel VTEPs yet: tunnels toward them run none.
     for (name, kind, ip) in [("hv1", "hypervisor", HV1_IP), ("gw1", "gateway", GW1_IP)] {
         c(&[
             "create",
@@ -330,8 +402,21 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
             kind,
             "--tunnel-ip",
             ip,
+            "--bfd-disabled",
         ])?;
     }
+    c(&[
+        "create",
+        "transport-node",
+        "--name",
+        "sw1",
+        "--node-kind",
+        "hardware_switch",
+        "--tunnel-ip",
+        SW1_IP,
+        "--ovsdb-target",
+        SW1_OVSDB,
+    ])?;
     for (group, ip, nic, ls) in [
         ("gg1", GG1_IP, "phys1", "ls-blue"),
         ("gg2", GG2_IP, "phys2", "ls-red"),
@@ -378,13 +463,22 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
         ])?;
     }
 
-    // --- sw1 joins here once `bridgehead-vtep-sync` exists: an
-    // `EmulatedSwitch` (peers::ovs_vtep) in host sw1 on the underlay
-    // (198.18.0.30) and mgmt, bm1 on its port p0 in ls-blue, a transport
-    // node of kind hardware_switch with its OVSDB target, a binding
-    // (sw1, p0, vlan 0) to ls-blue, and the vtep-sync daemon with token
-    // `node_token("sw1")`. The hypervisor and gateway then flood to it and
-    // point bm1's learned MAC at 198.18.0.30 without any change here.
+    // sw1's port p0, untagged, in ls-blue: vtep-sync creates the logical
+    // switch on sw1 and binds it; hv1 and gw1 flood to sw1 from then on.
+    c(&[
+        "create",
+        "binding",
+        "--name",
+        "ls-blue-sw1-p0",
+        "--logical-switch",
+        "ls-blue",
+        "--switch",
+        "sw1",
+        "--port",
+        "p0",
+        "--vlan",
+        "0",
+    ])?;
 
     let o = Overlay {
         ctrl,
@@ -394,14 +488,17 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
         vm2,
         bm2,
         bm3,
+        sw1,
+        bm1,
         underlay,
         ctl_bin,
     };
     lab.note(format!(
-        "overlay: controller {} (admin token {ADMIN_TOKEN}); ls-blue {BLUE_VNI}: vm1 {} on hv1, bm2 {} behind gw1/phys1; ls-red {RED_VNI}: vm2 {} on hv1, bm3 {} behind gw1/phys2",
+        "overlay: controller {} (admin token {ADMIN_TOKEN}); ls-blue {BLUE_VNI}: vm1 {} on hv1, bm2 {} behind gw1/phys1, bm1 {} behind sw1/p0 (ovs-vtep, {SW1_OVSDB}, vtep-sync); ls-red {RED_VNI}: vm2 {} on hv1, bm3 {} behind gw1/phys2",
         o.url(),
         VM1.0,
         BM2.0,
+        BM1.0,
         VM2.0,
         BM3.0
     ))?;
@@ -410,6 +507,10 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
         (&o.vm2, BM3.0, "vm2 -> bm3 (ls-red)"),
         (&o.bm2, VM1.0, "bm2 -> vm1 (ls-blue)"),
         (&o.bm3, VM2.0, "bm3 -> vm2 (ls-red)"),
+        // ovs-vtep polls its database once a second: allow it a few.
+        (&o.bm1, VM1.0, "bm1 -> vm1 (ls-blue, across sw1)"),
+        (&o.vm1, BM1.0, "vm1 -> bm1 (ls-blue, across sw1)"),
+        (&o.bm1, BM2.0, "bm1 -> bm2 (ls-blue, sw1 to gw1)"),
     ] {
         wait::until(
             what,
@@ -418,7 +519,13 @@ pub fn build(lab: &Lab) -> Result<Overlay> {
             || ping::reachable(from, to),
         )
         .or_else(|e| {
-            for p in ["gw1/gateway", "hv1/gateway", "ctrl/controller"] {
+            for p in [
+                "gw1/gateway",
+                "hv1/gateway",
+                "ctrl/controller",
+                "sw1/vtep-sync",
+                "sw1/ovs-vtep",
+            ] {
                 lab.check_alive(p)?;
             }
             Err(e)
