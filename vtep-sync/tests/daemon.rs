@@ -102,13 +102,14 @@ fn controller_binary() -> PathBuf {
     let bin = profile_dir.join("bridgehead-controller");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
+    // The same build scripts/test prebuilds, so this is a no-op there (a
+    // narrower -p/--bin build resolves features differently and recompiles).
     cmd.args([
         "build",
         "--quiet",
-        "-p",
-        "api",
-        "--bin",
-        "bridgehead-controller",
+        "--workspace",
+        "--all-features",
+        "--bins",
     ])
     .arg("--target-dir")
     .arg(target_dir)
@@ -125,7 +126,7 @@ fn controller_binary() -> PathBuf {
     let st = cmd.status();
     assert!(
         st.as_ref().is_ok_and(|s| s.success()) || bin.exists(),
-        "cannot build the controller ({st:?}): run `cargo build -p api --bin bridgehead-controller`"
+        "cannot build the controller ({st:?}): run `cargo build --workspace --all-features --bins`"
     );
     bin
 }
