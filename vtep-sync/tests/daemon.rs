@@ -178,12 +178,17 @@ struct Daemon {
 }
 
 fn start_daemon(dir: &Path, controller: &str, name: &str) -> Daemon {
+    start_daemon_with(dir, controller, name, &[])
+}
+
+fn start_daemon_with(dir: &Path, controller: &str, name: &str, extra: &[&str]) -> Daemon {
     let metrics = format!("127.0.0.1:{}", free_port());
     let log = dir.join(format!("vtep-sync-{name}.log"));
     let child = Command::new(BIN)
         .args(["--controller", &format!("http://{controller}")])
         .args(["--token", NODE_TOKEN, "--switch", "tor1", "--name", name])
         .args(["--metrics-listen", &metrics, "--lease-ttl", "3s"])
+        .args(extra)
         .env("RUST_LOG", "info,vtep_sync=debug")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -271,13 +276,7 @@ fn desired_objects(sock: &Path) -> Vec<Object> {
             bfd: BfdParams::default(),
             ovsdb_target: None,
         }),
-        Object::TransportNode(TransportNode {
-            name: "tor1".into(),
-            kind: NodeKind::HardwareSwitch,
-            tunnel_ip: "198.18.0.1".parse().unwrap(),
-            bfd: BfdParams::default(),
-            ovsdb_target: Some(format!("unix:{}", sock.display())),
-        }),
+        tor1_node(format!("unix:{}", sock.display())),
         Object::Binding(Binding {
             name: "web-tor1-p1".into(),
             logical_switch: "web".into(),
@@ -289,6 +288,33 @@ fn desired_objects(sock: &Path) -> Vec<Object> {
         }),
         remote_mac("02:00:00:00:00:01"),
     ]
+}
+
+fn tor1_node(target: String) -> Object {
+    Object::TransportNode(TransportNode {
+        name: "tor1".into(),
+        kind: NodeKind::HardwareSwitch,
+        tunnel_ip: "198.18.0.1".parse().unwrap(),
+        bfd: BfdParams::default(),
+        ovsdb_target: Some(target),
+    })
+}
+
+/// A database with switch tor1 and its port p1, as the switch's agent makes it.
+fn switch_db(srv: &OvsdbServer) {
+    srv.vtep_ctl(&[
+        "add-ps",
+        "tor1",
+        "--",
+        "set",
+        "Physical_Switch",
+        "tor1",
+        "tunnel_ips=198.18.0.1",
+        "--",
+        "add-port",
+        "tor1",
+        "p1",
+    ]);
 }
 
 /// The switch's remote MACs, as vtep-ctl lists them.
@@ -367,19 +393,7 @@ async fn daemon_against_a_real_controller_and_switch() {
         Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
 
     let srv = OvsdbServer::start();
-    srv.vtep_ctl(&[
-        "add-ps",
-        "tor1",
-        "--",
-        "set",
-        "Physical_Switch",
-        "tor1",
-        "tunnel_ips=198.18.0.1",
-        "--",
-        "add-port",
-        "tor1",
-        "p1",
-    ]);
+    switch_db(&srv);
 
     // --- the daemon starts before the store describes its switch
     let mut a = start_daemon(dir.path(), &addr, "a");
@@ -662,5 +676,117 @@ async fn daemon_against_a_real_controller_and_switch() {
     assert!(st.success(), "exit status {st}; log:\n{}", c.log());
     assert_eq!(versions(&srv), before);
     assert!(has_remote(&srv, "02:00:00:00:00:05"));
+    controller.kill();
+}
+
+/// The switch moves (its transport node's OVSDB target changes, to an
+/// `ssl:` one, which the daemon reaches with `--ovsdb-ca/--ovsdb-cert/
+/// --ovsdb-key`): the daemon follows it without a restart and leaves the
+/// old database as it was. The transport node deleted: the daemon stops
+/// serving the switch, writes nothing more to it, and withdraws what it
+/// reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_moves_to_a_tls_target_and_is_removed() {
+    let ctrl_bin = controller_binary();
+    let dir = tempfile::Builder::new()
+        .prefix("vtep-sync-daemon-tls")
+        .tempdir()
+        .unwrap();
+    write_tokens(dir.path());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut controller = start_controller(&ctrl_bin, dir.path(), &addr);
+    let admin =
+        Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
+    let [ca, server_cert, server_key, client_cert, client_key] =
+        support::make_pki(dir.path(), "pki");
+    let plain = OvsdbServer::start();
+    let tls = OvsdbServer::start_with_tls(Some(support::Tls {
+        key: server_key,
+        cert: server_cert,
+        ca: ca.clone(),
+    }));
+    switch_db(&plain);
+    switch_db(&tls);
+    let s = |p: &Path| p.to_str().unwrap().to_owned();
+    let mut d = start_daemon_with(
+        dir.path(),
+        &addr,
+        "tls",
+        &[
+            "--ovsdb-ca",
+            &s(&ca),
+            "--ovsdb-cert",
+            &s(&client_cert),
+            "--ovsdb-key",
+            &s(&client_key),
+        ],
+    );
+    for o in desired_objects(&plain.sock) {
+        admin.put(&o).await.unwrap_or_else(|e| panic!("{o:?}: {e}"));
+    }
+    until("rows in the first switch database", async || {
+        has_remote(&plain, "02:00:00:00:00:01").then_some(())
+    })
+    .await;
+    let before = versions(&plain);
+
+    // The switch moves to a TLS target.
+    let target = format!("ssl:127.0.0.1:{}", tls.ssl_port.unwrap());
+    admin.put(&tor1_node(target)).await.unwrap();
+    until("rows in the switch's new database, over TLS", async || {
+        has_remote(&tls, "02:00:00:00:00:01").then_some(())
+    })
+    .await;
+    d.until_metric(&sw("in_sync"), |v| v == 1.0).await;
+    assert_eq!(versions(&plain), before, "the old database was written");
+    tls.vtep_ctl(&["add-ucast-local", "web", KEPT_MAC, "198.18.0.1"]);
+    lease_of(&admin, &learned_key(KEPT_MAC)).await;
+    let status_key = Key::new(Kind::SwitchStatus, "tor1");
+    until("tor1 connected in the store", async || {
+        match get(&admin, &status_key).await?.object {
+            Object::SwitchStatus(s) if s.connected => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+
+    // The switch leaves the store: first its binding (the daemon unbinds
+    // the port), then its transport node (the daemon stops serving it).
+    admin
+        .delete(&Key::new(Kind::Binding, "web-tor1-p1"))
+        .await
+        .unwrap();
+    until("the port unbound", async || {
+        tls.vtep_ctl(&["list-bindings", "tor1", "p1"])
+            .trim()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    d.until_metric(&sw("in_sync"), |v| v == 1.0).await;
+    let before = versions(&tls);
+    let r = admin.delete(&Key::new(Kind::TransportNode, "tor1")).await;
+    assert!(r.is_ok(), "delete tor1: {r:?}");
+    until("tor1's observed state withdrawn", async || {
+        (get(&admin, &status_key).await.is_none()
+            && get(&admin, &learned_key(KEPT_MAC)).await.is_none())
+        .then_some(())
+    })
+    .await;
+    d.until_metric(&sw("connected"), |v| v == 0.0).await;
+    // Nothing is written to the switch any more, even when it drifts.
+    tls.vtep_ctl(&["bind-ls", "tor1", "p1", "10", "web"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        tls.vtep_ctl(&["list-bindings", "tor1", "p1"])
+            .contains("0010 web")
+    );
+    let mut after = versions(&tls);
+    after.remove("Physical_Port");
+    let mut before = before;
+    before.remove("Physical_Port");
+    assert_eq!(after, before);
+    let st = d.proc.terminate();
+    assert!(st.success(), "exit status {st}; log:\n{}", d.log());
     controller.kill();
 }
