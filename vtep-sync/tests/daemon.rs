@@ -8,7 +8,8 @@
 //! - a `Ucast_Macs_Local` row inserted with vtep-ctl becomes a LearnedMac in
 //!   the store (with its IP) under the daemon's lease, and is withdrawn
 //!   when the row goes; a Tunnel's `bfd_status` becomes a TunnelStatus; the
-//!   switch's SwitchStatus says connected;
+//!   switch's SwitchStatus says connected, and disconnected while its
+//!   ovsdb-server is down (the learned MAC stays);
 //! - a daemon killed with SIGKILL and started again writes no row (0
 //!   committed transactions, every controller-owned row keeps its
 //!   `_version`) and takes the learned MACs over under its own lease, which
@@ -557,6 +558,35 @@ async fn daemon_against_a_real_controller_and_switch() {
             .then_some(())
     })
     .await;
+
+    // --- the switch goes away: the store says so, the learned MAC stays
+    // (the switch most likely still forwards with it); back, it is written
+    // again (its BFD status is an ephemeral column: gone until the switch's
+    // agent writes it again).
+    let mut srv = srv;
+    srv.kill();
+    until("tor1 disconnected in the store", async || {
+        match get(&admin, &status_key).await?.object {
+            Object::SwitchStatus(s) if !s.connected => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(get(&admin, &learned_key(KEPT_MAC)).await.is_some());
+    srv.restart();
+    until("tor1 connected again, its tunnel status gone", async || {
+        let connected = matches!(get(&admin, &status_key).await?.object,
+            Object::SwitchStatus(s) if s.connected);
+        (connected && get(&admin, &tunnel_key).await.is_none()).then_some(())
+    })
+    .await;
+    let t = srv.vtep_ctl(&["--columns=_uuid", "--bare", "list", "Tunnel"]);
+    srv.vtep_ctl(&["set", "Tunnel", t.trim(), "bfd_status:state=up"]);
+    until("the tunnel's BFD state back in the store", async || {
+        get(&admin, &tunnel_key).await.map(|_| ())
+    })
+    .await;
+    assert_eq!(lease_of(&admin, &learned_key(KEPT_MAC)).await, lease_a);
     a.until_metric(&sw("in_sync"), |v| v == 1.0).await;
     a.until_metric(&sw("store_lag_revisions"), |v| v == 0.0)
         .await;
