@@ -421,7 +421,7 @@ pub struct ElectionState {
 }
 
 /// Connection and fault status of a hardware switch, as its vtep-sync instance sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchStatus {
     /// Hardware switch transport node.
@@ -431,6 +431,30 @@ pub struct SwitchStatus {
     /// Faults reported by the switch (`Physical_Switch.switch_fault_status`).
     #[serde(default)]
     pub faults: Vec<String>,
+    /// `Physical_Switch.name` as the switch reports it, when it differs from `switch`
+    /// (a mismatch is how an operator spots a transport node pointed at the wrong box).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_name: Option<String>,
+    /// `Physical_Switch.tunnel_ips`: where other VTEPs must send this switch's traffic.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tunnel_ips: Vec<Ipv4Addr>,
+    /// The switch's `Physical_Port`s, with their faults and VLAN bindings.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortStatus>,
+}
+
+/// One `Physical_Port` of a hardware switch as observed, so port faults stay per port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortStatus {
+    /// `Physical_Port.name`.
+    pub name: String,
+    /// `Physical_Port.port_fault_status`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<String>,
+    /// VLANs with an entry in `Physical_Port.vlan_bindings` (0 = untagged).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vlan_bindings: Vec<u16>,
 }
 
 /// The kind of an object: the first segment of its key and of its REST path.

@@ -40,6 +40,10 @@ pub const MAX_VNI: u32 = 16_777_215;
 pub const MAX_VLAN: u16 = 4094;
 /// Longest name; fits a DNS label and an OVSDB string comfortably.
 pub const MAX_NAME_LEN: usize = 63;
+/// Most tunnel IPs a switch status may list; real switches report one or two.
+pub const MAX_SWITCH_TUNNEL_IPS: usize = 16;
+/// Most ports a switch status may list; above any top-of-rack switch's port count.
+pub const MAX_SWITCH_PORTS: usize = 1024;
 
 /// Collects errors while walking an object.
 #[derive(Debug, Default)]
@@ -321,6 +325,53 @@ fn switch_status(o: &SwitchStatus, e: &mut Errors) {
     if o.faults.len() > 64 || o.faults.iter().any(|f| f.len() > 255) {
         e.push("faults", "at most 64 entries of at most 255 characters");
     }
+    if let Some(n) = &o.reported_name {
+        if n.is_empty() || n.len() > 255 {
+            e.push("reported_name", "1 to 255 characters");
+        }
+    }
+    if o.tunnel_ips.len() > MAX_SWITCH_TUNNEL_IPS {
+        e.push(
+            "tunnel_ips",
+            format!("at most {MAX_SWITCH_TUNNEL_IPS} entries"),
+        );
+    }
+    if o.ports.len() > MAX_SWITCH_PORTS {
+        e.push("ports", format!("at most {MAX_SWITCH_PORTS} entries"));
+    }
+    let mut seen = HashSet::new();
+    for (i, p) in o.ports.iter().enumerate() {
+        if p.name.is_empty() || p.name.len() > 255 {
+            e.push(format!("ports[{i}].name"), "1 to 255 characters");
+        } else if !seen.insert(p.name.as_str()) {
+            e.push(format!("ports[{i}].name"), "duplicate port name");
+        }
+        if p.faults.len() > 64 {
+            e.push(format!("ports[{i}].faults"), "at most 64 entries");
+        }
+        for (j, f) in p.faults.iter().enumerate() {
+            if f.len() > 255 {
+                e.push(
+                    format!("ports[{i}].faults[{j}]"),
+                    "longer than 255 characters",
+                );
+            }
+        }
+        if p.vlan_bindings.len() > usize::from(MAX_VLAN) + 1 {
+            e.push(
+                format!("ports[{i}].vlan_bindings"),
+                format!("at most {} entries", usize::from(MAX_VLAN) + 1),
+            );
+        }
+        for (j, v) in p.vlan_bindings.iter().enumerate() {
+            if *v > MAX_VLAN {
+                e.push(
+                    format!("ports[{i}].vlan_bindings[{j}]"),
+                    format!("VLAN 0..={MAX_VLAN}"),
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -580,6 +631,9 @@ mod tests {
             switch: bad.into(),
             connected: false,
             faults: vec![],
+            reported_name: None,
+            tunnel_ips: vec![],
+            ports: vec![],
         };
         assert_eq!(fields(Object::SwitchStatus(s)), ["switch"]);
     }
@@ -627,7 +681,47 @@ mod tests {
             switch: "tor1".into(),
             connected: true,
             faults: vec!["x".repeat(256)],
+            reported_name: Some(String::new()),
+            tunnel_ips: vec![Ipv4Addr::new(198, 18, 0, 30)],
+            ports: vec![
+                PortStatus {
+                    name: "p0".into(),
+                    faults: vec!["x".repeat(256)],
+                    vlan_bindings: vec![0, 4095],
+                },
+                PortStatus {
+                    name: "p0".into(),
+                    faults: vec![],
+                    vlan_bindings: vec![],
+                },
+                PortStatus {
+                    name: String::new(),
+                    faults: vec![],
+                    vlan_bindings: vec![],
+                },
+            ],
         };
-        assert_eq!(fields(Object::SwitchStatus(s)), ["faults"]);
+        assert_eq!(
+            fields(Object::SwitchStatus(s)),
+            [
+                "faults",
+                "reported_name",
+                "ports[0].faults[0]",
+                "ports[0].vlan_bindings[1]",
+                "ports[1].name",
+                "ports[2].name"
+            ]
+        );
+    }
+
+    #[test]
+    fn switch_status_old_shape_still_loads() {
+        // Raft logs and snapshots written before tunnel_ips/ports existed.
+        let old = r#"{"switch":"tor1","connected":true,"faults":["f"]}"#;
+        let s: SwitchStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(s.faults, ["f"]);
+        assert!(s.reported_name.is_none() && s.tunnel_ips.is_empty() && s.ports.is_empty());
+        // And the new fields stay out of what it writes until they are set.
+        assert_eq!(serde_json::to_string(&s).unwrap(), old);
     }
 }

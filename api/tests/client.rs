@@ -325,6 +325,7 @@ async fn typed_crud_and_leases_over_tls_with_tokens() {
         switch: "tor1".into(),
         connected: true,
         faults: vec![],
+        ..Default::default()
     });
     node.put_observed(&st, lease.id).await.unwrap();
     assert_eq!(node.renew_lease(lease.id).await.unwrap().id, lease.id);

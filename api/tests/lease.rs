@@ -23,6 +23,7 @@ fn status(switch: &str) -> Object {
         switch: switch.into(),
         connected: true,
         faults: vec![],
+        ..Default::default()
     })
 }
 

@@ -151,9 +151,21 @@ fn kind_schema(kind: Kind) -> Value {
             json!({
                 "switch": name_ref(),
                 "connected": {"type": "boolean"},
-                "faults": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 255}, "default": []},
+                "faults": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 255}, "default": [], "description": "Physical_Switch.switch_fault_status"},
+                "reported_name": {"type": "string", "minLength": 1, "maxLength": 255, "description": "Physical_Switch.name as the switch reports it, when it differs from `switch`"},
+                "tunnel_ips": {"type": "array", "maxItems": 16, "items": ipv4("Physical_Switch.tunnel_ips entry"), "default": []},
+                "ports": {"type": "array", "maxItems": 1024, "default": [], "description": "Physical_Port rows; names unique", "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "faults": {"type": "array", "maxItems": 64, "items": {"type": "string", "maxLength": 255}, "default": [], "description": "Physical_Port.port_fault_status"},
+                        "vlan_bindings": {"type": "array", "maxItems": 4095, "items": int(0, 4094), "default": [], "description": "VLANs bound on the port (0 = untagged)"},
+                    },
+                }},
             }),
-            json!({"switch": "tor1", "connected": true, "faults": []}),
+            json!({"switch": "tor1", "connected": true, "faults": [], "tunnel_ips": ["198.18.0.30"], "ports": [{"name": "p0", "faults": ["link_down"], "vlan_bindings": [0]}]}),
             "Connection and fault status of a hardware switch. Key: switch.",
         ),
     }

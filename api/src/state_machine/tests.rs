@@ -317,6 +317,7 @@ fn desired_and_observed_commands_do_not_mix() {
         switch: "tor1".into(),
         connected: true,
         faults: vec![],
+        ..Default::default()
     });
     assert!(matches!(
         create(&mut s, obs.clone()),
