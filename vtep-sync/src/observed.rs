@@ -17,12 +17,11 @@
 //! - `Tunnel.bfd_status` → [`TunnelStatus`] per remote locator IP, only for
 //!   tunnels where the switch runs BFD (`bfd_status:state` present); without
 //!   BFD the switch claims nothing about the tunnel, and neither do we.
-//! - `Physical_Switch` and its ports → [`SwitchStatus`] (connection state and
-//!   faults) plus [`SwitchReport`] (name, tunnel IPs, ports, bindings, port
-//!   faults). The api model's `SwitchStatus` has no fields for tunnel IPs or
-//!   ports yet, so port faults are folded into `faults` as
-//!   `port NAME: FAULT`, and the rest stays in [`SwitchReport`] (logs,
-//!   status, metrics) until the model grows those fields.
+//! - `Physical_Switch` and its ports → [`SwitchStatus`]: connection state,
+//!   `switch_fault_status` as `faults`, the row's name when it differs from
+//!   the transport node's, tunnel IPs (IPv4 only; others are skipped) and
+//!   each port with its own `port_fault_status` and bound VLANs.
+//!   [`SwitchReport`] keeps the full view (binding targets) for logs and status.
 //!
 //! # Disconnects
 //!
@@ -37,7 +36,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use api::model::{BfdState, Key, LearnedMac, MacAddr, Object, SwitchStatus, TunnelStatus};
+use api::model::{
+    BfdState, Key, LearnedMac, MacAddr, Object, PortStatus, SwitchStatus, TunnelStatus,
+};
 use serde::Serialize;
 
 use crate::datum::Uuid;
@@ -65,8 +66,8 @@ pub struct ObserveContext<'a> {
     pub extra_faults: &'a BTreeSet<String>,
 }
 
-/// The switch's identity and ports as its database describes them; more
-/// than the api model's [`SwitchStatus`] carries today.
+/// The switch's identity and ports as its database describes them, including
+/// which logical switch each VLAN binds (the store's [`SwitchStatus`] keeps only the VLANs).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SwitchReport {
     /// `Physical_Switch.name`.
@@ -192,10 +193,8 @@ pub fn observe(replica: Option<&Replica>, ctx: &ObserveContext<'_>) -> Result<Ob
         match &ps {
             Some(ps) => {
                 let report = switch_report(r, ps, &ls_names)?;
+                // Port faults stay with their port (SwitchStatus.ports).
                 faults.extend(report.faults.iter().cloned());
-                for (name, p) in &report.ports {
-                    faults.extend(p.faults.iter().map(|f| format!("port {name}: {f}")));
-                }
                 out.switch = Some(report);
             }
             None => out.skipped.push(match ctx.physical_switch {
@@ -209,12 +208,40 @@ pub fn observe(replica: Option<&Replica>, ctx: &ObserveContext<'_>) -> Result<Ob
         learned_macs(r, ctx, &ls_names, &mut out)?;
         tunnels(r, ctx, ps.as_ref(), &mut out)?;
     }
-    out.switch_status = Some(SwitchStatus {
+    let mut status = SwitchStatus {
         switch: ctx.reporter.to_owned(),
         connected: ctx.connected,
         faults: faults.into_iter().collect(),
-    });
+        ..SwitchStatus::default()
+    };
+    if let Some(sw) = &out.switch {
+        status_from_report(&mut status, sw, &mut out.skipped);
+    }
+    out.switch_status = Some(status);
     Ok(out)
+}
+
+/// Copies the switch row's name, tunnel IPs and ports into the status the store receives.
+fn status_from_report(status: &mut SwitchStatus, sw: &SwitchReport, skipped: &mut Vec<String>) {
+    if sw.name != status.switch {
+        status.reported_name = Some(sw.name.clone());
+    }
+    for ip in &sw.tunnel_ips {
+        match ip.parse::<Ipv4Addr>() {
+            Ok(a) => status.tunnel_ips.push(a),
+            // An IPv6 or malformed tunnel IP has no place in the IPv4 store field.
+            Err(_) => skipped.push(format!("tunnel IP {ip:?} of {} is not IPv4", sw.name)),
+        }
+    }
+    status.ports = sw
+        .ports
+        .iter()
+        .map(|(name, p)| PortStatus {
+            name: name.clone(),
+            faults: p.faults.iter().cloned().collect(),
+            vlan_bindings: p.bindings.keys().copied().collect(),
+        })
+        .collect();
 }
 
 fn switch_report(
@@ -541,9 +568,22 @@ mod tests {
                 switch: "tor1".into(),
                 connected: true,
                 faults: vec![
-                    "port p1: invalid_vlan_map".into(),
                     "power_supply_failure".into(),
                     "unsupported_source_node_replication".into(),
+                ],
+                reported_name: Some("sw1".into()),
+                tunnel_ips: vec![Ipv4Addr::new(198, 18, 0, 30)],
+                ports: vec![
+                    PortStatus {
+                        name: "p0".into(),
+                        faults: vec![],
+                        vlan_bindings: vec![0],
+                    },
+                    PortStatus {
+                        name: "p1".into(),
+                        faults: vec!["invalid_vlan_map".into()],
+                        vlan_bindings: vec![7],
+                    },
                 ],
             })
         );

@@ -236,6 +236,7 @@ impl ReconcilerStatus {
             switch: switch.to_owned(),
             connected: self.connected,
             faults: faults.into_iter().collect(),
+            ..Default::default()
         }
     }
 }

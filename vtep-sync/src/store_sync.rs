@@ -726,6 +726,7 @@ mod tests {
             switch: switch.into(),
             connected,
             faults: vec![],
+            ..Default::default()
         })
     }
 

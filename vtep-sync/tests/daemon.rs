@@ -8,7 +8,9 @@
 //! - a `Ucast_Macs_Local` row inserted with vtep-ctl becomes a LearnedMac in
 //!   the store (with its IP) under the daemon's lease, and is withdrawn
 //!   when the row goes; a Tunnel's `bfd_status` becomes a TunnelStatus; the
-//!   switch's SwitchStatus says connected, and disconnected while its
+//!   switch's SwitchStatus says connected, carries the switch's tunnel IP
+//!   and port p1, and a `port_fault_status` set with vtep-ctl shows under
+//!   p1 (not in the switch-level faults), and disconnected while its
 //!   ovsdb-server is down (the learned MAC stays);
 //! - a daemon killed with SIGKILL and started again writes no row (0
 //!   committed transactions, every controller-owned row keeps its
@@ -483,6 +485,52 @@ async fn daemon_against_a_real_controller_and_switch() {
         }
     })
     .await;
+    // The switch row's tunnel IP and port reach the store; a port fault shows under its port.
+    until(
+        "tor1's tunnel IP and port p1 in the store",
+        async || match get(&admin, &status_key).await?.object {
+            Object::SwitchStatus(s)
+                if s.tunnel_ips == [Ipv4Addr::new(198, 18, 0, 1)]
+                    && s.ports
+                        .iter()
+                        .any(|p| p.name == "p1" && p.faults.is_empty())
+                    && s.reported_name.is_none() =>
+            {
+                Some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    let port = srv.vtep_ctl(&[
+        "--columns=_uuid",
+        "--bare",
+        "find",
+        "Physical_Port",
+        "name=p1",
+    ]);
+    srv.vtep_ctl(&[
+        "set",
+        "Physical_Port",
+        port.trim(),
+        "port_fault_status=[\"invalid_vlan_map\"]",
+    ]);
+    until(
+        "p1's port fault in the store under p1",
+        async || match get(&admin, &status_key).await?.object {
+            Object::SwitchStatus(s)
+                if s.ports
+                    .iter()
+                    .any(|p| p.name == "p1" && p.faults == ["invalid_vlan_map"])
+                    && s.faults.is_empty() =>
+            {
+                Some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+    srv.vtep_ctl(&["clear", "Physical_Port", port.trim(), "port_fault_status"]);
     for mac in [LOCAL_MAC, KEPT_MAC] {
         srv.vtep_ctl(&["add-ucast-local", "web", mac, "198.18.0.1"]);
     }
