@@ -427,6 +427,7 @@ fn from_objects_sorts_by_kind() {
             switch: "sw1".into(),
             connected: true,
             faults: vec![],
+            ..Default::default()
         })])
         .collect();
     assert_eq!(StoreObjects::from_objects(&objs), s);

@@ -16,13 +16,12 @@
 //! Run: `cargo test -p lab --features root-tests --test gateway_restart` (as root).
 #![cfg(feature = "root-tests")]
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use lab::lab::log_tail;
 use lab::traffic::ping::{self, BackgroundPing};
 use lab::{Host, Iface, Lab, wait};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 const VNI: u32 = 5000;
@@ -38,56 +37,10 @@ struct Side {
 
 /// Builds (or refreshes) the daemon binary next to this test's target folder.
 fn gateway_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<this test> -> target/<profile>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary is not in target/<profile>/deps")?;
-    let target_dir = profile_dir.parent().context("no target dir")?;
-    let bin = profile_dir.join("bridgehead-gateway");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "gateway",
-        "--bin",
-        "bridgehead-gateway",
-    ])
-    .arg("--target-dir")
-    .arg(target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-        None => {}
-    }
-    match cmd.status() {
-        Ok(st) if st.success() => {}
-        Ok(st) => bail!("`{cargo} build -p gateway --bin bridgehead-gateway` failed: {st}"),
-        Err(e) if bin.exists() => {
-            eprintln!(
-                "cannot run {cargo} ({e}); using the existing {}",
-                bin.display()
-            );
-        }
-        Err(e) => bail!(
-            "{} is missing and {cargo} cannot be run ({e}): build it with \
-             `cargo build -p gateway --bin bridgehead-gateway`",
-            bin.display()
-        ),
-    }
-    if !bin.exists() {
-        bail!("{} not found after building it", bin.display());
-    }
-    Ok(bin)
+    // The shared helper builds exactly what scripts/test prebuilds, so this
+    // is a no-op there (a narrower -p/--bin build recompiles shared crates).
+    lab::bins::build_with_cargo(&[lab::bins::GATEWAY])?;
+    lab::bins::locate(lab::bins::GATEWAY)
 }
 
 fn desired(me: &Side, peer: &Side) -> serde_json::Value {

@@ -27,7 +27,7 @@
 //! Run: `cargo test -p lab --features root-tests --test vtep_sync_ovs_vtep` (as root).
 #![cfg(feature = "root-tests")]
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use lab::lab::log_tail;
 use lab::peers::kernel_vtep::KernelVtep;
 use lab::peers::ovs_vtep::{EmulatedSwitch, SwitchSpec};
@@ -36,7 +36,6 @@ use lab::{Host, Iface, Lab, wait};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 use vtep_sync::desired::DesiredState;
 
@@ -107,54 +106,10 @@ fn desired() -> Result<DesiredState> {
 
 /// Builds (or refreshes) vtep-sync's test driver next to this test's target folder.
 fn driver_binary() -> Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("test binary is not in target/<profile>/deps")?;
-    let target_dir = profile_dir.parent().context("no target dir")?;
-    let bin = profile_dir.join("vtep-sync-test-driver");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "vtep-sync",
-        "--bin",
-        "vtep-sync-test-driver",
-    ])
-    .arg("--target-dir")
-    .arg(target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    match cmd.status() {
-        Ok(st) if st.success() => {}
-        Ok(st) => bail!("`{cargo} build -p vtep-sync --bin vtep-sync-test-driver` failed: {st}"),
-        Err(e) if bin.exists() => {
-            eprintln!(
-                "cannot run {cargo} ({e}); using the existing {}",
-                bin.display()
-            );
-        }
-        Err(e) => bail!(
-            "{} is missing and {cargo} cannot be run ({e}): build it with \
-             `cargo build -p vtep-sync --bin vtep-sync-test-driver`",
-            bin.display()
-        ),
-    }
-    if !bin.exists() {
-        bail!("{} not found after building it", bin.display());
-    }
-    Ok(bin)
+    // The shared helper builds exactly what scripts/test prebuilds, so this
+    // is a no-op there (a narrower -p/--bin build recompiles shared crates).
+    lab::bins::build_with_cargo(&["vtep-sync-test-driver"])?;
+    lab::bins::locate("vtep-sync-test-driver")
 }
 
 /// A running driver: its lab process name and log (one JSON line per change).
