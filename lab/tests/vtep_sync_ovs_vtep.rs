@@ -7,7 +7,7 @@
 //!   bm1 192.0.2.21 ── sw1 (ovs-vtep    198.18.0.30) ─┘      198.18.0.30:6640, like a remote NVC)
 //! ```
 //!
-//! The same topology as `lab::scenarios::vtep_by_hand` without its
+//! The topology is `lab::scenarios::vtep_by_hand::wire`: the scenario without its
 //! `vtep-ctl` programming: hv1's side (VNI 5000, flood to sw1, a static FDB
 //! entry for bm1) is configured by hand, sw1's side comes from vtep-sync's
 //! desired state (logical switch ls0 VNI 5000 bound to sw1/p0 VLAN 0, vm1's
@@ -29,66 +29,19 @@
 
 use anyhow::{Context, Result};
 use lab::lab::log_tail;
-use lab::peers::kernel_vtep::KernelVtep;
-use lab::peers::ovs_vtep::{EmulatedSwitch, SwitchSpec};
+use lab::peers::ovs_vtep::EmulatedSwitch;
+use lab::scenarios::vtep_by_hand::{self, BM1, HV1_IP, SW1_IP, VM1, VNI, VtepByHand};
 use lab::traffic::ping::{self, BackgroundPing};
-use lab::{Host, Iface, Lab, wait};
+use lab::{Host, Lab, wait};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use vtep_sync::desired::DesiredState;
 
-const VNI: u32 = 5000;
-const HV1_IP: &str = "198.18.0.10";
-const SW1_IP: &str = "198.18.0.30";
-const VM1: (&str, &str) = ("192.0.2.11", "02:00:00:00:00:11");
-const BM1: (&str, &str) = ("192.0.2.21", "02:00:00:00:00:21");
 const METRICS: &str = "127.0.0.1:9480";
 
 /// The hosts of the topology.
-struct Topo {
-    hv1: Host,
-    vm1: Host,
-    sw1: EmulatedSwitch,
-    bm1: Host,
-}
-
-/// Underlay, hv1 with vm1 (kernel VTEP, by hand), sw1 with bm1 on p0 (no
-/// logical switch, no binding, no remote MAC: that is vtep-sync's job).
-fn build(lab: &Lab) -> Result<Topo> {
-    let underlay = lab.add_segment("underlay")?;
-    let hv1 = lab.add_host("hv1")?;
-    lab.attach(
-        &hv1,
-        &underlay,
-        &Iface::new("eth0", &format!("{HV1_IP}/24")).no_tx_offload(),
-    )?;
-    let sw1h = lab.add_host("sw1")?;
-    lab.attach(&sw1h, &underlay, &Iface::bare("eth0"))?;
-    let sw1 = EmulatedSwitch::start(lab, &sw1h, SwitchSpec::new("sw1", &format!("{SW1_IP}/24")))?;
-    wait::until(
-        "underlay hv1 -> sw1",
-        Duration::from_secs(10),
-        Duration::from_millis(200),
-        || ping::reachable(&hv1, SW1_IP),
-    )?;
-    let bm1 = lab.add_host("bm1")?;
-    sw1.add_bare_metal(
-        lab,
-        "p0",
-        &bm1,
-        &Iface::new("eth0", &format!("{}/24", BM1.0))
-            .mac(BM1.1)
-            .mtu(1450),
-    )?;
-    let vtep = KernelVtep::create(&hv1, VNI, HV1_IP, "eth0", "vxlan0", "br0")?;
-    let vm1 = vtep.add_vm(lab, "vm1", "vm1p", VM1.1, &format!("{}/24", VM1.0))?;
-    vtep.flood_to(SW1_IP)?;
-    vtep.remote_mac(BM1.1, SW1_IP)?;
-    Ok(Topo { hv1, vm1, sw1, bm1 })
-}
-
 /// sw1's desired state, as vtep-sync's `desired::compute` would make it
 /// from the store (ls0 bound to sw1/p0 untagged, vm1 behind hv1).
 fn desired() -> Result<DesiredState> {
@@ -120,7 +73,7 @@ struct Driver {
 
 impl Driver {
     /// Starts the driver in hv1's namespace against sw1's TCP OVSDB target.
-    fn start(lab: &Lab, t: &Topo, bin: &Path, desired: &Path, name: &str) -> Result<Driver> {
+    fn start(lab: &Lab, t: &VtepByHand, bin: &Path, desired: &Path, name: &str) -> Result<Driver> {
         let target = t.sw1.db_target();
         lab.spawn(
             Some(&t.hv1),
@@ -234,7 +187,7 @@ fn metric(text: &str, series: &str) -> Option<f64> {
 fn ovs_vtep_programmed_by_vtep_sync_carries_traffic_and_survives_a_restart() -> Result<()> {
     let bin = driver_binary()?;
     let lab = Lab::new("vtep-sync")?;
-    let t = build(&lab)?;
+    let t = vtep_by_hand::wire(&lab)?;
     let desired_path = lab.run_dir().join("sw1-desired.json");
     std::fs::write(&desired_path, serde_json::to_vec(&desired()?)?)?;
 

@@ -64,6 +64,27 @@ impl VtepByHand {
 
 /// Builds the scenario and waits until vm1 reaches bm1.
 pub fn build(lab: &Lab) -> Result<VtepByHand> {
+    let v = wire(lab)?;
+    program_switch_by_hand(&v)?;
+    lab.note(format!(
+        "vtep: vm1 {} on hv1 {HV1_IP}; bm1 {} on sw1 {SW1_IP} port p0; VNI {VNI}",
+        VM1.0, BM1.0
+    ))?;
+    wait::until(
+        "overlay ping vm1 -> bm1 (ovs-vtep acts within seconds)",
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || ping::reachable(&v.vm1, BM1.0),
+    )
+    .context("the hand-configured overlay does not carry traffic")?;
+    Ok(v)
+}
+
+/// Everything but the controller's part: the underlay, hv1 with vm1 on a
+/// hand-made kernel VTEP (flooding to and knowing bm1 behind sw1), and sw1
+/// with bm1 on p0 but no logical switch, binding or remote MAC. Tests of a
+/// controller (vtep-sync) start from here.
+pub fn wire(lab: &Lab) -> Result<VtepByHand> {
     let underlay_seg = lab.add_segment("underlay")?;
     let hv1 = lab.add_host("hv1")?;
     lab.attach(
@@ -96,14 +117,24 @@ pub fn build(lab: &Lab) -> Result<VtepByHand> {
     let vm1 = vtep.add_vm(lab, "vm1", "vm1p", VM1.1, &format!("{}/24", VM1.0))?;
     vtep.flood_to(SW1_IP)?;
     vtep.remote_mac(BM1.1, SW1_IP)?;
+    Ok(VtepByHand {
+        hv1,
+        vm1,
+        sw1,
+        bm1,
+        underlay: underlay_seg.host.clone(),
+        vtep,
+    })
+}
 
-    // The controller's part, by hand, over the switch's TCP OVSDB target as a
-    // remote controller would.
-    let db = format!("--db={}", sw1.db_target());
+/// The controller's part, by hand, over the switch's TCP OVSDB target as a
+/// remote controller would.
+fn program_switch_by_hand(v: &VtepByHand) -> Result<()> {
+    let db = format!("--db={}", v.sw1.db_target());
     let vc = |args: &[&str]| -> Result<String> {
         let mut argv = vec!["vtep-ctl", db.as_str()];
         argv.extend_from_slice(args);
-        hv1.run(&argv)
+        v.hv1.run(&argv)
     };
     vc(&[
         "add-ls",
@@ -117,24 +148,5 @@ pub fn build(lab: &Lab) -> Result<VtepByHand> {
     vc(&["bind-ls", "sw1", "p0", "0", "ls0"])?;
     vc(&["add-ucast-remote", "ls0", VM1.1, HV1_IP])?;
     vc(&["add-mcast-remote", "ls0", "unknown-dst", HV1_IP])?;
-    let underlay = underlay_seg.host.clone();
-    lab.note(format!(
-        "vtep: vm1 {} on hv1 {HV1_IP}; bm1 {} on sw1 {SW1_IP} port p0; VNI {VNI}",
-        VM1.0, BM1.0
-    ))?;
-    wait::until(
-        "overlay ping vm1 -> bm1 (ovs-vtep acts within seconds)",
-        Duration::from_secs(30),
-        Duration::from_millis(500),
-        || ping::reachable(&vm1, BM1.0),
-    )
-    .context("the hand-configured overlay does not carry traffic")?;
-    Ok(VtepByHand {
-        hv1,
-        vm1,
-        sw1,
-        bm1,
-        underlay,
-        vtep,
-    })
+    Ok(())
 }
