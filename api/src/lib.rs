@@ -37,6 +37,8 @@
 //!   as a stream, and the [`client::Reflector`] (list, watch, resume with
 //!   backoff and jitter, relist on `compacted`, refuse a server behind what
 //!   it has seen). `bridgehead-ctl` is the operators' command line on it.
+//! - `testing` (feature `test-support`): builds and runs a real
+//!   `bridgehead-controller` for tests, this crate's and the daemons'.
 //!
 //! Binaries: `bridgehead-controller` (the store and API) and
 //! `bridgehead-ctl` (create/replace/get/list/delete every kind, watch,
@@ -61,6 +63,8 @@ pub mod model;
 pub mod node;
 pub mod state_machine;
 pub mod storage;
+#[cfg(feature = "test-support")]
+pub mod testing;
 pub mod tls;
 pub mod validate;
 pub mod watch;

@@ -5,7 +5,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{Controller, WatchStream, json_as, request_with};
+use common::{Controller, WatchStream, json_as, request_with, start_controller};
 
 const ADMIN: &str = "admin-token-0123456789";
 const READER: &str = "reader-token-0123456789";
@@ -47,7 +47,7 @@ fn start() -> (tempfile::TempDir, Controller) {
     let tokens = dir.path().join("tokens.toml");
     write_tokens(&tokens, "");
     let data = dir.path().join("data");
-    let c = Controller::start(&data, &["--tokens", tokens.to_str().unwrap()]);
+    let c = start_controller(&data, &["--tokens", tokens.to_str().unwrap()]);
     (dir, c)
 }
 
@@ -330,7 +330,7 @@ fn sighup_reloads_tokens_and_a_bad_file_keeps_the_old_ones() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.toml");
     write_tokens(&tokens, "");
-    let c = Controller::start(
+    let c = start_controller(
         &dir.path().join("data"),
         &["--tokens", tokens.to_str().unwrap()],
     );

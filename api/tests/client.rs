@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use api::client::{Backoff, Client, ClientConfig, ClientError, Reflector, ReflectorEvent};
 use api::model::{Key, Kind, LogicalSwitch, Object, Replication, SwitchStatus};
-use common::{Controller, make_certs};
+use common::{Controller, make_certs, spawn_controller, start_controller, start_controller_on};
 
 fn ls(name: &str, vni: u32) -> Object {
     Object::LogicalSwitch(LogicalSwitch {
@@ -62,7 +62,7 @@ fn restart(dir: &std::path::Path, addr: std::net::SocketAddr) -> Controller {
     for _ in 0..50 {
         // Probe that the port is free before handing over to the helper, which panics otherwise.
         if std::net::TcpListener::bind(addr).is_ok() {
-            return Controller::start_on(dir, &listen, &[]);
+            return start_controller_on(dir, &listen, &[]);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -72,7 +72,7 @@ fn restart(dir: &std::path::Path, addr: std::net::SocketAddr) -> Controller {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflector_resumes_after_a_restart_without_losing_an_event() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let addr = c.addr;
     let cl = client(&c);
     let mut r = reflector(cl.clone());
@@ -137,7 +137,7 @@ async fn reflector_relists_when_history_was_compacted() {
         "--compact-every-ms",
         "50",
     ];
-    let c = Controller::start(dir.path(), &retention);
+    let c = start_controller(dir.path(), &retention);
     let addr = c.addr;
     let cl = client(&c);
     let mut r = reflector(cl.clone());
@@ -155,7 +155,7 @@ async fn reflector_relists_when_history_was_compacted() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Controller::start_on(&d, &listen, &retention)
+        start_controller_on(&d, &listen, &retention)
     })
     .await
     .unwrap();
@@ -191,7 +191,7 @@ async fn reflector_relists_when_history_was_compacted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_behind_what_was_seen_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(&dir.path().join("a"), &[]);
+    let c = start_controller(&dir.path().join("a"), &[]);
     let addr = c.addr;
     let cl = client(&c);
     for i in 1..=3 {
@@ -210,7 +210,7 @@ async fn a_server_behind_what_was_seen_is_refused() {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        Controller::start_on(&fresh, &addr.to_string(), &[])
+        start_controller_on(&fresh, &addr.to_string(), &[])
     })
     .await
     .unwrap();
@@ -250,7 +250,7 @@ async fn typed_crud_and_leases_over_tls_with_tokens() {
          [[tokens]]\nname = \"tor1-sync\"\nrole = \"node\"\nnode = \"tor1\"\ntoken = \"node-token-0123456789\"\n",
     )
     .unwrap();
-    let c = Controller::spawn(
+    let c = spawn_controller(
         &dir.path().join("data"),
         &[
             "--tokens",
@@ -380,7 +380,7 @@ async fn typed_crud_and_leases_over_tls_with_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropping_next_mid_watch_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let cl = client(&c);
     let mut r = reflector(cl.clone());
     assert_eq!(next(&mut r).await, Seen::Synced(0));

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{Controller, make_certs};
+use common::{Controller, make_certs, spawn_controller};
 use serde_json::Value;
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -81,7 +81,7 @@ fn setup(dir: &Path) -> (Controller, Ctl) {
         ),
     )
     .unwrap();
-    let c = Controller::spawn(
+    let c = spawn_controller(
         &dir.join("data"),
         &[
             "--tokens",

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Controller, WatchStream, json};
+use common::{Controller, WatchStream, json, start_controller};
 
 /// Runs 4 writers until they fail (the process died); returns name -> acknowledged revision.
 fn write_until_killed(c: Controller, round: usize, kill_after: usize) -> BTreeMap<String, u64> {
@@ -70,10 +70,10 @@ fn kill9_mid_stream_loses_no_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
     let mut all_acked: BTreeMap<String, u64> = BTreeMap::new();
     for round in 0..3 {
-        let c = Controller::start(dir.path(), &[]);
+        let c = start_controller(dir.path(), &[]);
         all_acked.extend(write_until_killed(c, round, 150));
 
-        let c = Controller::start(dir.path(), &[]);
+        let c = start_controller(dir.path(), &[]);
         let (s, list) = json(c.addr, "GET", "/v1/logical-switches", None);
         assert_eq!(s, 200);
         let current = list["revision"].as_u64().unwrap();

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Controller, WatchStream, json, request};
+use common::{WatchStream, json, request, start_controller};
 use serde_json::Value;
 
 fn fields(v: &Value) -> Vec<String> {
@@ -17,7 +17,7 @@ fn fields(v: &Value) -> Vec<String> {
 #[test]
 fn crud_validation_and_references() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let a = c.addr;
 
     let (s, v) = json(
@@ -230,7 +230,7 @@ fn crud_validation_and_references() {
 #[test]
 fn observed_state_under_leases() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let a = c.addr;
     let (s, v) = json(a, "POST", "/v1/leases", Some(r#"{"ttl_ms":5}"#));
     assert_eq!((s, v["field"].as_str()), (400, Some("ttl_ms")));
@@ -279,7 +279,7 @@ fn observed_state_under_leases() {
 #[test]
 fn watch_stream_is_ndjson_one_line_per_revision() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(
+    let c = start_controller(
         dir.path(),
         &[
             "--history-revisions",
@@ -339,7 +339,7 @@ fn watch_stream_is_ndjson_one_line_per_revision() {
 #[test]
 fn framework_rejections_are_json_too() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let (s, v) = json(c.addr, "PATCH", "/v1/logical-switches/x", Some("{}"));
     assert_eq!((s, v["field"].as_str()), (405, Some("method")), "{v}");
     let (s, v) = json(
@@ -362,7 +362,7 @@ fn framework_rejections_are_json_too() {
 #[test]
 fn every_observed_kind_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let (_, lease) = json(c.addr, "POST", "/v1/leases", Some(r#"{"ttl_ms":60000}"#));
     let id = lease["id"].as_u64().unwrap();
     for (path, body) in [
@@ -412,7 +412,7 @@ fn every_observed_kind_round_trips() {
 #[test]
 fn sigterm_ends_open_watches_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = Controller::start(dir.path(), &[]);
+    let mut c = start_controller(dir.path(), &[]);
     let mut w = WatchStream::open(c.addr, "revision=0&progress_ms=60000");
     let (s, _) = json(
         c.addr,
@@ -443,6 +443,6 @@ fn sigterm_ends_open_watches_and_exits_cleanly() {
     }
     // And the data is there on the next start.
     drop(c);
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     assert_eq!(json(c.addr, "GET", "/v1/logical-switches/a", None).0, 200);
 }

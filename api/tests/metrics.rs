@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Controller, WatchStream, json, request};
+use common::{Controller, WatchStream, json, request, start_controller};
 
 /// One sample: name, labels, value.
 type Sample = (String, BTreeMap<String, String>, f64);
@@ -56,7 +56,7 @@ fn scrape(c: &Controller) -> Vec<Sample> {
 #[test]
 fn metrics_show_requests_store_and_watchers() {
     let dir = tempfile::tempdir().unwrap();
-    let c = Controller::start(dir.path(), &[]);
+    let c = start_controller(dir.path(), &[]);
     let a = c.addr;
     for i in 1..=3 {
         let (s, _) = json(

@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Controller, WatchStream, json_as, request_with};
+use common::{WatchStream, json_as, request_with, start_controller};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "admin-token-0123456789";
@@ -436,7 +436,7 @@ fn document_matches_the_server() {
         format!("[[tokens]]\nname = \"ops\"\nrole = \"admin\"\ntoken = \"{ADMIN}\"\n"),
     )
     .unwrap();
-    let c = Controller::start(
+    let c = start_controller(
         &dir.path().join("data"),
         &["--tokens", tokens.to_str().unwrap()],
     );

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Controller, make_certs};
+use common::{make_certs, spawn_controller};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::pki_types::ServerName;
@@ -40,7 +40,7 @@ async fn serves_https_with_auth_and_refuses_untrusted_clients() {
         "[[tokens]]\nname = \"ops\"\nrole = \"admin\"\ntoken = \"admin-token-0123456789\"\n",
     )
     .unwrap();
-    let c = Controller::spawn(
+    let c = spawn_controller(
         &dir.path().join("data"),
         &[
             "--tokens",

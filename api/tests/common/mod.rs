@@ -6,81 +6,48 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-/// A running `bridgehead-controller`; killed and reaped on drop.
-pub struct Controller {
-    pub child: Child,
-    pub addr: SocketAddr,
+pub use api::testing::Controller;
+use api::testing::ControllerCmd;
+
+/// Starts the binary on `data_dir`, listening on a free loopback port, and
+/// waits until it is ready; without `--tokens` in `extra` it runs with
+/// `--insecure-no-auth`.
+pub fn start_controller(data_dir: &Path, extra: &[&str]) -> Controller {
+    start_controller_on(data_dir, "127.0.0.1:0", extra)
 }
 
-impl Controller {
-    /// Starts the binary on `data_dir`, listening on a free loopback port;
-    /// without `--tokens` in `extra` it runs with `--insecure-no-auth`.
-    pub fn start(data_dir: &Path, extra: &[&str]) -> Controller {
-        Controller::start_on(data_dir, "127.0.0.1:0", extra)
-    }
-
-    /// Like [`Controller::start`] on a given address (to restart on the same port).
-    pub fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Controller {
-        let c = Controller::spawn_on(data_dir, listen, extra);
-        // Wait until the store is leader and takes writes.
-        for _ in 0..200 {
-            if let Ok((200, _)) = request(c.addr, "GET", "/readyz", None) {
-                return c;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+/// Like [`start_controller`] on a given address (to restart on the same port).
+pub fn start_controller_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Controller {
+    let c = spawn_controller_on(data_dir, listen, extra);
+    // Wait until the store is leader and takes writes.
+    for _ in 0..200 {
+        if let Ok((200, _)) = request(c.addr, "GET", "/readyz", None) {
+            return c;
         }
-        panic!("controller never became ready");
+        std::thread::sleep(Duration::from_millis(20));
     }
-
-    /// Starts the binary and returns once it listens (not necessarily ready).
-    pub fn spawn(data_dir: &Path, extra: &[&str]) -> Controller {
-        Controller::spawn_on(data_dir, "127.0.0.1:0", extra)
-    }
-
-    /// Like [`Controller::spawn`] on a given address.
-    pub fn spawn_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Controller {
-        let insecure: &[&str] = if extra.contains(&"--tokens") {
-            &[]
-        } else {
-            &["--insecure-no-auth"]
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgehead-controller"))
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--listen", listen])
-            .args(insecure)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn controller");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .parse()
-            .expect("addr");
-        Controller { child, addr }
-    }
-
-    /// SIGKILL, like a power cut for the process (the page cache survives, as the store expects fsync anyway).
-    pub fn kill9(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    panic!("controller never became ready");
 }
 
-impl Drop for Controller {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts the binary and returns once it listens (not necessarily ready).
+pub fn spawn_controller(data_dir: &Path, extra: &[&str]) -> Controller {
+    spawn_controller_on(data_dir, "127.0.0.1:0", extra)
+}
+
+/// Like [`spawn_controller`] on a given address.
+pub fn spawn_controller_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Controller {
+    let cmd =
+        ControllerCmd::new(env!("CARGO_BIN_EXE_bridgehead-controller"), data_dir).listen(listen);
+    let cmd = match extra.iter().position(|a| *a == "--tokens") {
+        Some(i) => cmd
+            .tokens(extra[i + 1])
+            .args(extra[..i].iter().chain(&extra[i + 2..])),
+        None => cmd.args(extra),
+    };
+    cmd.spawn()
 }
 
 fn read_head(r: &mut BufReader<TcpStream>) -> std::io::Result<(u16, bool, Option<usize>)> {
