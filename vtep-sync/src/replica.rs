@@ -303,16 +303,12 @@ impl Replica {
                 "initial" | "insert" => Some(self.canonical_row(table, body)?),
                 "delete" => None,
                 "modify" => {
-                    // Apply to the version staged earlier in this batch if any.
-                    let mut row = staged
-                        .iter()
-                        .rev()
-                        .find(|(t, u, _): &&(String, Uuid, Option<Row>)| t == table && *u == uuid)
-                        .and_then(|(_, _, r)| r.clone())
-                        .or_else(|| self.row(table, uuid).cloned())
-                        .ok_or_else(|| {
-                            ReplicaError::Malformed(format!("modify of unknown row {uuid}"))
-                        })?;
+                    // A notification names each row once (its tables and
+                    // rows are JSON object keys), so the row to modify is
+                    // the committed one, never one staged in this batch.
+                    let mut row = self.row(table, uuid).cloned().ok_or_else(|| {
+                        ReplicaError::Malformed(format!("modify of unknown row {uuid}"))
+                    })?;
                     let diffs = body
                         .as_object()
                         .ok_or_else(|| ReplicaError::Malformed(body.to_string()))?;
