@@ -362,6 +362,17 @@ impl Lab {
         Ok(pid)
     }
 
+    /// Where the named process's stdout and stderr go.
+    pub fn process_log(&self, name: &str) -> Result<PathBuf> {
+        lock(&self.shared)
+            .state
+            .processes
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.log.clone())
+            .with_context(|| format!("no process named {name}"))
+    }
+
     /// Fails with the tail of its log when the named process is not running.
     pub fn check_alive(&self, name: &str) -> Result<()> {
         let mut g = lock(&self.shared);

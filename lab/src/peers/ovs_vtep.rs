@@ -54,7 +54,6 @@ pub struct EmulatedSwitch {
     pub spec: SwitchSpec,
     /// Its OVS run folder (databases, sockets, logs).
     pub dir: PathBuf,
-    proc_prefix: String,
 }
 
 impl EmulatedSwitch {
@@ -76,11 +75,6 @@ impl EmulatedSwitch {
             host: host.clone(),
             spec,
             dir,
-            proc_prefix: String::new(),
-        };
-        let sw = EmulatedSwitch {
-            proc_prefix: format!("{}/", sw.spec.name),
-            ..sw
         };
         let d = sw.dir.to_string_lossy().into_owned();
         for (db, schema) in [("conf.db", VSWITCH_SCHEMA), ("vtep.db", VTEP_SCHEMA)] {
@@ -95,7 +89,7 @@ impl EmulatedSwitch {
         let sock = format!("--remote=punix:{d}/db.sock");
         lab.spawn(
             Some(host),
-            &format!("{}ovsdb-server", sw.proc_prefix),
+            &sw.proc_name("ovsdb-server"),
             &[
                 "ovsdb-server",
                 &sock,
@@ -114,14 +108,11 @@ impl EmulatedSwitch {
             Duration::from_millis(50),
             || sw.dir.join("db.sock").exists(),
         )
-        .or_else(|e| {
-            lab.check_alive(&format!("{}ovsdb-server", sw.proc_prefix))
-                .and(Err(e))
-        })?;
+        .or_else(|e| lab.check_alive(&sw.proc_name("ovsdb-server")).and(Err(e)))?;
         sw.vsctl(&["--no-wait", "init"])?;
         lab.spawn(
             Some(host),
-            &format!("{}ovs-vswitchd", sw.proc_prefix),
+            &sw.proc_name("ovs-vswitchd"),
             &[
                 "ovs-vswitchd",
                 "--pidfile",
@@ -168,7 +159,7 @@ impl EmulatedSwitch {
         sw.vtep_ctl(&["set", "Physical_Switch", &name, &format!("tunnel_ips={ip}")])?;
         lab.spawn(
             Some(host),
-            &format!("{}ovs-vtep", sw.proc_prefix),
+            &sw.proc_name("ovs-vtep"),
             &[
                 "/usr/bin/python3",
                 OVS_VTEP,
@@ -187,7 +178,7 @@ impl EmulatedSwitch {
         )?;
         // ovs-vtep writes its pidfile only after its imports and first database
         // connection succeed: a clear sign it is really running.
-        let vtep_name = format!("{}ovs-vtep", sw.proc_prefix);
+        let vtep_name = sw.proc_name("ovs-vtep");
         wait::until(
             "ovs-vtep pidfile",
             Duration::from_secs(15),
@@ -207,6 +198,11 @@ impl EmulatedSwitch {
             .iter()
             .map(|k| (k.to_string(), d.clone()))
             .collect()
+    }
+
+    /// The lab's name for one of this switch's daemons (`sw1/ovs-vtep`).
+    pub fn proc_name(&self, daemon: &str) -> String {
+        format!("{}/{daemon}", self.spec.name)
     }
 
     /// The tunnel IP without prefix length.

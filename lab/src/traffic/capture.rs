@@ -5,7 +5,7 @@
 use crate::cmd;
 use crate::lab::{Host, Lab};
 use crate::wait;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -48,13 +48,7 @@ impl Capture {
         ];
         argv.extend(cmd::words(filter));
         lab.spawn(Some(host), &name, &argv, &[])?;
-        let log = lab
-            .state()
-            .processes
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.log.clone())
-            .context("capture not recorded")?;
+        let log = lab.process_log(&name)?;
         wait::until(
             "tcpdump to listen",
             Duration::from_secs(10),

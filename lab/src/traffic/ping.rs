@@ -192,13 +192,7 @@ impl BackgroundPing {
         let a = argv(dst, None, interval);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
         lab.spawn(Some(host), &name, &a, &[])?;
-        let log = lab
-            .state()
-            .processes
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| p.log.clone())
-            .context("ping not recorded")?;
+        let log = lab.process_log(&name)?;
         Ok(BackgroundPing {
             name,
             log,
