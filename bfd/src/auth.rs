@@ -176,28 +176,20 @@ impl Auth {
                 })
             }
             AuthType::KeyedMd5 | AuthType::MeticulousKeyedMd5 => {
-                if auth_len != MD5_AUTH_LEN {
-                    return Err(bad);
-                }
-                let mut digest = [0; 16];
-                digest.copy_from_slice(&s[DIGEST_OFFSET..]);
+                let (key_id, meticulous, seq, digest) = keyed_fields(s, MD5_AUTH_LEN).ok_or(bad)?;
                 Ok(Auth::KeyedMd5 {
-                    key_id: s[2],
-                    meticulous: auth_type.is_meticulous(),
-                    seq: u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
+                    key_id,
+                    meticulous,
+                    seq,
                     digest,
                 })
             }
             AuthType::KeyedSha1 | AuthType::MeticulousKeyedSha1 => {
-                if auth_len != SHA1_AUTH_LEN {
-                    return Err(bad);
-                }
-                let mut hash = [0; 20];
-                hash.copy_from_slice(&s[DIGEST_OFFSET..]);
+                let (key_id, meticulous, seq, hash) = keyed_fields(s, SHA1_AUTH_LEN).ok_or(bad)?;
                 Ok(Auth::KeyedSha1 {
-                    key_id: s[2],
-                    meticulous: auth_type.is_meticulous(),
-                    seq: u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
+                    key_id,
+                    meticulous,
+                    seq,
                     hash,
                 })
             }
@@ -262,18 +254,33 @@ impl Auth {
         s[2] = self.key_id();
         match self {
             Auth::SimplePassword { password, .. } => s[3..].copy_from_slice(password.as_bytes()),
-            Auth::KeyedMd5 { seq, digest, .. } => {
-                s[3] = 0;
-                s[4..8].copy_from_slice(&seq.to_be_bytes());
-                s[DIGEST_OFFSET..].copy_from_slice(digest);
-            }
-            Auth::KeyedSha1 { seq, hash, .. } => {
-                s[3] = 0;
-                s[4..8].copy_from_slice(&seq.to_be_bytes());
-                s[DIGEST_OFFSET..].copy_from_slice(hash);
-            }
+            Auth::KeyedMd5 { seq, digest, .. } => emit_keyed(s, *seq, digest),
+            Auth::KeyedSha1 { seq, hash, .. } => emit_keyed(s, *seq, hash),
         }
     }
+}
+
+/// Writes Reserved, Sequence Number and the digest of a keyed section (§4.3, §4.4).
+fn emit_keyed(s: &mut [u8], seq: u32, digest: &[u8]) {
+    s[3] = 0;
+    s[4..8].copy_from_slice(&seq.to_be_bytes());
+    s[DIGEST_OFFSET..].copy_from_slice(digest);
+}
+
+/// Key ID, meticulous flag, Sequence Number and digest of a keyed section
+/// (§4.3, §4.4), if Auth Len is `auth_len`; the digest is the rest of it.
+fn keyed_fields<const N: usize>(s: &[u8], auth_len: u8) -> Option<(u8, bool, u32, [u8; N])> {
+    if s[1] != auth_len {
+        return None;
+    }
+    let digest = <[u8; N]>::try_from(&s[DIGEST_OFFSET..]).ok()?;
+    let meticulous = AuthType::from_u8(s[0]).is_meticulous();
+    Some((
+        s[2],
+        meticulous,
+        u32::from_be_bytes([s[4], s[5], s[6], s[7]]),
+        digest,
+    ))
 }
 
 /// Why an authentication section was rejected (§6.7); the packet is discarded.
@@ -412,120 +419,101 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn digest_len(auth_type: AuthType) -> usize {
-    match auth_type {
-        AuthType::KeyedMd5 | AuthType::MeticulousKeyedMd5 => 16,
-        _ => 20,
-    }
-}
-
-/// Digest of `bytes` (a whole BFD packet) whose digest field already holds
-/// the padded key: MD5 (16 bytes) or SHA1 (20 bytes) into `out`.
-fn digest_into(auth_type: AuthType, bytes: &[u8], out: &mut [u8]) {
-    match auth_type {
-        AuthType::KeyedMd5 | AuthType::MeticulousKeyedMd5 => {
-            out.copy_from_slice(&Md5::digest(bytes));
-        }
-        _ => out.copy_from_slice(&Sha1::digest(bytes)),
-    }
-}
-
-/// Fills the digest of an emitted keyed-MD5/SHA1 packet in place (§6.7.3,
-/// §6.7.4: the key, zero padded, stands in the digest field while hashing the
-/// whole packet). A no-op for simple password, whose section is final already.
-pub fn sign(packet: &mut [u8], key: &AuthKey) -> Result<(), AuthError> {
-    let p = Packet::new_checked(&*packet)?;
-    if !p.auth_present() {
-        return Err(AuthError::Missing);
-    }
-    let section = p.auth_section();
-    if usize::from(section[1]) != section.len() {
-        return Err(ReceptionError::AuthLengthMismatch {
-            auth_len: section[1],
-            length: p.length(),
-        }
-        .into());
-    }
-    // Parsing proves the section has the exact size of its type.
-    let got = Auth::parse(section)?.auth_type();
-    if got != key.auth_type {
-        return Err(AuthError::WrongType {
-            got,
-            want: key.auth_type,
-        });
-    }
-    if got == AuthType::SimplePassword {
-        return Ok(());
-    }
-    let len = usize::from(p.length());
-    let field = &mut packet[HEADER_LEN + DIGEST_OFFSET..len];
+/// Overwrites the digest field of `packet` (a whole keyed packet, exactly
+/// Length long) with the zero-padded key and hashes the packet into `out`
+/// (§6.7.3, §6.7.4): MD5 (16 bytes) or SHA1 (20 bytes).
+fn keyed_digest(packet: &mut [u8], key: &AuthKey, out: &mut [u8]) {
+    let field = &mut packet[HEADER_LEN + DIGEST_OFFSET..];
     field.fill(0);
     field[..usize::from(key.len)].copy_from_slice(key.secret());
-    let mut out = [0u8; 20];
-    let n = digest_len(got);
-    digest_into(got, &packet[..len], &mut out[..n]);
-    packet[HEADER_LEN + DIGEST_OFFSET..len].copy_from_slice(&out[..n]);
-    Ok(())
+    match key.auth_type {
+        AuthType::KeyedMd5 | AuthType::MeticulousKeyedMd5 => {
+            out.copy_from_slice(&Md5::digest(&*packet));
+        }
+        _ => out.copy_from_slice(&Sha1::digest(&*packet)),
+    }
 }
 
-/// Verifies the auth section of a received packet against `key`: type, key
-/// ID, and password or digest (§6.7.2–§6.7.4). The sequence window is the
-/// session's job ([`SeqWindow`]). Returns the parsed section.
-pub fn verify(packet: &[u8], key: &AuthKey) -> Result<Auth, AuthError> {
+/// The checked packet and its authentication section, which must be present.
+fn section_of(packet: &[u8]) -> Result<(Packet<&[u8]>, Auth), AuthError> {
     let p = Packet::new_checked(packet)?;
-    if !p.auth_present() {
-        return Err(AuthError::Missing);
-    }
-    let section = p.auth_section();
-    if usize::from(section[1]) != section.len() {
-        return Err(ReceptionError::AuthLengthMismatch {
-            auth_len: section[1],
-            length: p.length(),
-        }
-        .into());
-    }
-    let auth = Auth::parse(section)?;
+    // Parsing proves the section has the exact size of its type.
+    let auth = p.auth()?.ok_or(AuthError::Missing)?;
+    Ok((p, auth))
+}
+
+fn check_type(auth: &Auth, key: &AuthKey) -> Result<(), AuthError> {
     if auth.auth_type() != key.auth_type {
         return Err(AuthError::WrongType {
             got: auth.auth_type(),
             want: key.auth_type,
         });
     }
+    Ok(())
+}
+
+/// Fills the digest of an emitted keyed-MD5/SHA1 packet in place (§6.7.3,
+/// §6.7.4: the key, zero padded, stands in the digest field while hashing the
+/// whole packet). A no-op for simple password, whose section is final already.
+pub fn sign(packet: &mut [u8], key: &AuthKey) -> Result<(), AuthError> {
+    let (p, auth) = section_of(packet)?;
+    check_type(&auth, key)?;
+    let len = usize::from(p.length());
+    fill_digest(&mut packet[..len], key);
+    Ok(())
+}
+
+/// [`sign`] for a packet known to be well formed with a section of `key`'s
+/// type (one a session has just emitted): no checks, exactly Length bytes.
+fn fill_digest(packet: &mut [u8], key: &AuthKey) {
+    let n = match key.auth_type {
+        AuthType::KeyedMd5 | AuthType::MeticulousKeyedMd5 => 16,
+        AuthType::KeyedSha1 | AuthType::MeticulousKeyedSha1 => 20,
+        AuthType::SimplePassword | AuthType::Unknown(_) => return,
+    };
+    let mut out = [0u8; 20];
+    keyed_digest(packet, key, &mut out[..n]);
+    packet[HEADER_LEN + DIGEST_OFFSET..].copy_from_slice(&out[..n]);
+}
+
+/// Verifies the auth section of a received packet against `key`: type, key
+/// ID, and password or digest (§6.7.2–§6.7.4). The sequence window is the
+/// session's job ([`SeqWindow`]). Returns the parsed section.
+pub fn verify(packet: &[u8], key: &AuthKey) -> Result<Auth, AuthError> {
+    let (p, auth) = section_of(packet)?;
+    verify_parsed(p.bfd_bytes(), &auth, key)?;
+    Ok(auth)
+}
+
+/// [`verify`] for a section already parsed out of `bytes` (the packet's
+/// Length bytes), so a receive path parses each packet once.
+fn verify_parsed(bytes: &[u8], auth: &Auth, key: &AuthKey) -> Result<(), AuthError> {
+    check_type(auth, key)?;
     if auth.key_id() != key.key_id {
         return Err(AuthError::UnknownKeyId(auth.key_id()));
     }
-    match &auth {
+    match auth {
         Auth::SimplePassword { password, .. } => {
             if ct_eq(password.as_bytes(), key.secret()) {
-                Ok(auth)
+                Ok(())
             } else {
                 Err(AuthError::BadPassword)
             }
         }
-        Auth::KeyedMd5 {
-            digest: received, ..
-        } => check_digest(p.bfd_bytes(), key, received, auth),
-        Auth::KeyedSha1 { hash: received, .. } => check_digest(p.bfd_bytes(), key, received, auth),
+        Auth::KeyedMd5 { digest, .. } => check_digest(bytes, key, digest),
+        Auth::KeyedSha1 { hash, .. } => check_digest(bytes, key, hash),
     }
 }
 
-fn check_digest(
-    bytes: &[u8],
-    key: &AuthKey,
-    received: &[u8],
-    auth: Auth,
-) -> Result<Auth, AuthError> {
+fn check_digest(bytes: &[u8], key: &AuthKey, received: &[u8]) -> Result<(), AuthError> {
     let mut copy = [0u8; MAX_LEN];
     let copy = &mut copy[..bytes.len()];
     copy.copy_from_slice(bytes);
-    let field = &mut copy[HEADER_LEN + DIGEST_OFFSET..];
-    field.fill(0);
-    field[..usize::from(key.len)].copy_from_slice(key.secret());
     let mut out = [0u8; 20];
     let out = &mut out[..received.len()];
-    digest_into(key.auth_type, copy, out);
+    keyed_digest(copy, key, out);
     if ct_eq(out, received) {
-        Ok(auth)
+        Ok(())
     } else {
         Err(AuthError::BadDigest)
     }

@@ -386,6 +386,23 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn bfd_bytes(&self) -> &[u8] {
         &self.buffer.as_ref()[..usize::from(self.length())]
     }
+    /// The parsed authentication section (`None` when the A bit is clear):
+    /// its Auth Len must fill the Length exactly and fit its Auth Type
+    /// (§4.2–§4.4). Needs a checked packet.
+    pub fn auth(&self) -> Result<Option<Auth>, ReceptionError> {
+        if !self.auth_present() {
+            return Ok(None);
+        }
+        let section = self.auth_section();
+        let auth_len = section[1];
+        if usize::from(auth_len) != section.len() {
+            return Err(ReceptionError::AuthLengthMismatch {
+                auth_len,
+                length: self.length(),
+            });
+        }
+        Auth::parse(section).map(Some)
+    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
@@ -526,21 +543,9 @@ impl Repr {
         if p.your_discriminator() == 0 && !matches!(p.state(), State::Down | State::AdminDown) {
             return Err(ReceptionError::ZeroYourDiscriminator(p.state()));
         }
-        let auth = if p.auth_present() {
-            let section = p.auth_section();
-            let auth_len = section[1];
-            if usize::from(auth_len) != section.len() {
-                return Err(ReceptionError::AuthLengthMismatch {
-                    auth_len,
-                    length: p.length(),
-                });
-            }
-            Some(Auth::parse(section)?)
-        } else {
-            // A clear: bytes between 24 and Length are not defined by §4.1;
-            // they are ignored rather than discarded (no discard rule covers them).
-            None
-        };
+        // With A clear, bytes between 24 and Length are not defined by §4.1;
+        // they are ignored rather than discarded (no discard rule covers them).
+        let auth = p.auth()?;
         Ok(Repr {
             diag: p.diag(),
             state: p.state(),
