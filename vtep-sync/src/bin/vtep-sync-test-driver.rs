@@ -14,8 +14,8 @@
 
 use std::process::ExitCode;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use vtep_sync::daemon::http;
 use vtep_sync::desired::DesiredState;
 use vtep_sync::metrics::Metrics;
 use vtep_sync::reconciler::{DEFAULT_LOCK, Reconciler, ReconcilerConfig};
@@ -53,39 +53,6 @@ fn parse_args() -> Result<Args, String> {
         return Err("expected TARGET DESIRED.json [LOCK|-]".into());
     }
     Ok(a)
-}
-
-/// Answers every connection with the metrics text, whatever was asked:
-/// enough for curl and Prometheus, without an HTTP stack in the library.
-async fn serve_metrics(listener: TcpListener, metrics: Metrics) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let body = metrics.render();
-        tokio::spawn(async move {
-            // Read the request head (bounded) so the client sees a clean close.
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            while n < buf.len() {
-                match sock.read(&mut buf[n..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => n += k,
-                }
-                if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n\
-                 Content-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = sock.write_all(head.as_bytes()).await;
-            let _ = sock.write_all(body.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
-    }
 }
 
 fn main() -> ExitCode {
@@ -141,7 +108,7 @@ fn main() -> ExitCode {
         if let (Some(addr), Some(m)) = (&args.metrics_listen, &cfg.metrics) {
             match TcpListener::bind(addr).await {
                 Ok(l) => {
-                    tokio::spawn(serve_metrics(l, m.clone()));
+                    tokio::spawn(http::serve(l, m.registry().clone()));
                 }
                 Err(e) => {
                     eprintln!("--metrics-listen {addr}: {e}");

@@ -1,6 +1,7 @@
-//! The daemon's Prometheus listener: every connection is answered with the
-//! text exposition of the registry, whatever path it asks for (enough for
-//! Prometheus and curl, without an HTTP server stack in the library).
+//! The daemon's Prometheus listener (also the test driver's): every
+//! connection is answered with the text exposition of the registry,
+//! whatever path it asks for (enough for Prometheus and curl, without an
+//! HTTP server stack in the library).
 
 use prometheus::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -30,7 +30,7 @@
 //! switches. The lease is not revoked on stop: the observed state stays
 //! until it expires, time for a standby to take over without a gap.
 
-mod http;
+pub mod http;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
