@@ -8,17 +8,16 @@
 //! applied and a MAC learned meanwhile is written; a revoked lease is
 //! noticed at the next renewal and the learned MACs are rewritten.
 //!
-//! The controller binary is another package's: the test asks the cargo that
-//! runs it (`$CARGO`) to build it into this test's own target directory (a
-//! no-op when fresh), as `lab/tests/gateway_restart.rs` does.
+//! The controller binary is another package's: `api::testing` asks the
+//! cargo that runs the test (`$CARGO`) to build it into this test's own
+//! target directory (a no-op when fresh).
 //!
 //! Run: `cargo test -p gateway --features root-tests --test controller` (as root).
 #![cfg(feature = "root-tests")]
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -27,6 +26,7 @@ use api::model::{
     Attachment, BfdParams, Binding, ElectionParams, GatewayGroup, GroupMember, Key, Kind,
     LogicalSwitch, NodeKind, Object, RemoteMac, Replication, Stored, TransportNode,
 };
+use api::testing::{Controller, ControllerCmd, build_controller};
 use gateway::netns;
 use support::{Ns, wait_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -55,70 +55,18 @@ impl Drop for Proc {
     }
 }
 
-/// Builds (or refreshes) `bridgehead-controller` next to this test binary.
-fn controller_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
-    let bin = profile_dir.join("bridgehead-controller");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    // The same build scripts/test prebuilds, so this is a no-op there (a
-    // narrower -p/--bin build resolves features differently and recompiles).
-    cmd.args([
-        "build",
-        "--quiet",
-        "--workspace",
-        "--all-features",
-        "--bins",
-    ])
-    .arg("--target-dir")
-    .arg(target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let st = cmd.status();
-    assert!(
-        st.as_ref().is_ok_and(|s| s.success()) || bin.exists(),
-        "cannot build the controller ({st:?}): run `cargo build -p api --bin bridgehead-controller`"
-    );
-    bin
-}
-
-/// Starts the controller inside `ns`; returns it and its address.
-fn start_controller(ns: &Ns, bin: &Path, dir: &Path, listen: &str) -> (Proc, String) {
-    let log =
-        std::fs::File::create(dir.join(format!("controller-{}.log", listen.replace(':', "_"))))
-            .unwrap();
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", &ns.name])
-        .arg(bin)
-        .arg("--data-dir")
-        .arg(dir.join("store"))
-        .args(["--listen", listen, "--progress-ms", "200"])
-        .arg("--tokens")
-        .arg(dir.join("tokens.toml"))
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("controller said {line:?}"))
-        .to_string();
-    (Proc(Some(child)), addr)
+/// Starts the controller inside `ns` with the tokens file (its log named
+/// after `listen`); returns it and its address.
+fn start_controller(ns: &Ns, bin: &Path, dir: &Path, listen: &str) -> (Controller, String) {
+    let c = ControllerCmd::new(bin, dir.join("store"))
+        .wrapped_in(["ip", "netns", "exec", ns.name.as_str()])
+        .listen(listen)
+        .tokens(dir.join("tokens.toml"))
+        .args(["--progress-ms", "200"])
+        .log(dir.join(format!("controller-{}.log", listen.replace(':', "_"))))
+        .spawn();
+    let addr = c.addr.to_string();
+    (c, addr)
 }
 
 fn write_tokens(dir: &Path) {
@@ -262,7 +210,7 @@ fn metric(ns: &Ns, name: &str) -> Option<f64> {
 
 #[test]
 fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
-    let controller = controller_binary();
+    let controller = build_controller();
     let ns = Ns::new("gwc");
     ns.veth("eth0", "eth0p");
     ns.ip(&["addr", "add", "198.18.0.20/24", "dev", "eth0"]);
@@ -273,7 +221,7 @@ fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
     ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
     let dir = tempfile::tempdir().unwrap();
     write_tokens(dir.path());
-    let (mut ctl, addr) = start_controller(&ns, &controller, dir.path(), "127.0.0.1:0");
+    let (ctl, addr) = start_controller(&ns, &controller, dir.path(), "127.0.0.1:0");
     create(&ns, &addr, desired_objects());
 
     let log = dir.path().join("gateway.log");
@@ -362,7 +310,7 @@ fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
 
     // 4. Headless: the controller goes away; the kernel stays as it is.
     let before = vxlan_fdb(&ns);
-    ctl.stop();
+    ctl.kill9();
     wait_for("source down", LIMIT, || {
         metric(&ns, "bridgehead_gateway_desired_source_up") == Some(0.0)
     });
