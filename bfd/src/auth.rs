@@ -465,7 +465,7 @@ pub fn sign(packet: &mut [u8], key: &AuthKey) -> Result<(), AuthError> {
 
 /// [`sign`] for a packet known to be well formed with a section of `key`'s
 /// type (one a session has just emitted): no checks, exactly Length bytes.
-fn fill_digest(packet: &mut [u8], key: &AuthKey) {
+pub(crate) fn fill_digest(packet: &mut [u8], key: &AuthKey) {
     let n = match key.auth_type {
         AuthType::KeyedMd5 | AuthType::MeticulousKeyedMd5 => 16,
         AuthType::KeyedSha1 | AuthType::MeticulousKeyedSha1 => 20,
@@ -487,7 +487,7 @@ pub fn verify(packet: &[u8], key: &AuthKey) -> Result<Auth, AuthError> {
 
 /// [`verify`] for a section already parsed out of `bytes` (the packet's
 /// Length bytes), so a receive path parses each packet once.
-fn verify_parsed(bytes: &[u8], auth: &Auth, key: &AuthKey) -> Result<(), AuthError> {
+pub(crate) fn verify_parsed(bytes: &[u8], auth: &Auth, key: &AuthKey) -> Result<(), AuthError> {
     check_type(auth, key)?;
     if auth.key_id() != key.key_id {
         return Err(AuthError::UnknownKeyId(auth.key_id()));

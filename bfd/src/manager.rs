@@ -472,12 +472,8 @@ impl Manager {
         let Some(e) = self.sessions.get_mut(&discr) else {
             return Err(DropReason::UnknownDiscriminator(discr));
         };
-        if e.session.config().auth.is_some() {
-            e.session.handle_datagram(now, d.payload)?;
-        } else {
-            // Parsed once above; only authentication needs the raw bytes.
-            e.session.handle_packet(now, &repr)?;
-        }
+        // Parsed once above; authentication reads the raw bytes as well.
+        e.session.handle_parsed(now, &repr, d.payload)?;
         self.service(discr, now);
         Ok(discr)
     }

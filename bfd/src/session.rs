@@ -282,15 +282,35 @@ impl<R: RngCore> Session<R> {
     /// state machine. The only entry point for authenticated sessions.
     pub fn handle_datagram(&mut self, now: Instant, payload: &[u8]) -> Result<(), Discard> {
         let repr = Repr::parse(payload)?;
-        self.check_discriminator(&repr)?;
-        match (&self.config.auth, repr.auth) {
+        self.handle_parsed(now, &repr, payload)
+    }
+
+    /// [`handle_datagram`](Self::handle_datagram) for a caller that parsed
+    /// `payload` into `repr` already (the manager demultiplexes on it), so
+    /// each packet is parsed once.
+    pub(crate) fn handle_parsed(
+        &mut self,
+        now: Instant,
+        repr: &Repr,
+        payload: &[u8],
+    ) -> Result<(), Discard> {
+        self.check_discriminator(repr)?;
+        match (&self.config.auth, &repr.auth) {
             (None, None) => {}
             // §6.8.6: "If the A bit is set and no authentication is in use ... discarded."
             (None, Some(_)) => return Err(AuthError::Unexpected.into()),
             // §6.8.6: "If the A bit is clear and authentication is in use ... discarded."
             (Some(_), None) => return Err(AuthError::Missing.into()),
-            (Some(key), Some(_)) => {
-                let a = auth::verify(payload, key)?;
+            (Some(key), Some(a)) => {
+                // With A set, Length is exactly the header plus the section.
+                let len = repr.buffer_len();
+                let bytes = payload
+                    .get(..len)
+                    .ok_or(ReceptionError::LengthExceedsPayload {
+                        length: len as u8,
+                        payload: payload.len(),
+                    })?;
+                auth::verify_parsed(bytes, a, key)?;
                 if let Some(seq) = a.seq() {
                     // §6.7.3/§6.7.4: only a verified packet moves bfd.RcvAuthSeq.
                     self.rcv_auth.check_and_update(
@@ -301,7 +321,7 @@ impl<R: RngCore> Session<R> {
                 }
             }
         }
-        self.receive(now, &repr);
+        self.receive(now, repr);
         Ok(())
     }
 
@@ -475,8 +495,8 @@ impl<R: RngCore> Session<R> {
         let r = self.poll_transmit(now)?;
         let n = r.emit(buf)?;
         if let Some(key) = &self.config.auth {
-            // Our own freshly emitted packet always has a well-formed section.
-            auth::sign(&mut buf[..n], key).ok()?;
+            // Our own freshly emitted packet has a section of the key's type.
+            auth::fill_digest(&mut buf[..n], key);
         }
         Some(n)
     }
