@@ -83,6 +83,37 @@ pub struct Segment {
     pub bridge: String,
 }
 
+impl Segment {
+    /// Makes `host` a segment: creates its bridge `br0`.
+    pub fn in_host(host: Host) -> Result<Segment> {
+        add_bridge(&host, "br0")?;
+        Ok(Segment {
+            host,
+            bridge: "br0".into(),
+        })
+    }
+}
+
+/// Creates bridge `name` in `host`, forwarding at once (STP off, no forward
+/// delay: the lab measures outages and STP delays would pollute them), and
+/// brings it up.
+pub fn add_bridge(host: &Host, name: &str) -> Result<()> {
+    host.run(&[
+        "ip",
+        "link",
+        "add",
+        name,
+        "type",
+        "bridge",
+        "forward_delay",
+        "0",
+        "stp_state",
+        "0",
+    ])?;
+    host.run(&["ip", "link", "set", "dev", name, "up"])?;
+    Ok(())
+}
+
 /// How a host's interface on a segment or link is configured.
 #[derive(Debug, Clone, Default)]
 pub struct Iface {
@@ -252,26 +283,7 @@ impl Lab {
     /// Creates an L2 segment: a namespace with a bridge `br0`.
     pub fn add_segment(&self, name: &str) -> Result<Segment> {
         let host = self.add_host(name)?;
-        host.run(&["ip", "link", "add", "br0", "type", "bridge"])?;
-        // Forward at once: the lab measures outages, STP delays would pollute them.
-        host.run(&[
-            "ip",
-            "link",
-            "set",
-            "dev",
-            "br0",
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-            "stp_state",
-            "0",
-        ])?;
-        host.run(&["ip", "link", "set", "dev", "br0", "up"])?;
-        Ok(Segment {
-            host,
-            bridge: "br0".into(),
-        })
+        Segment::in_host(host)
     }
 
     /// Plugs `host` into `seg` with a veth pair: `iface` inside the host, a

@@ -48,23 +48,9 @@ impl KernelVtep {
             underlay_if,
             "nolearning",
         ])?;
-        host.run(&["ip", "link", "add", bridge, "type", "bridge"])?;
-        host.run(&[
-            "ip",
-            "link",
-            "set",
-            "dev",
-            bridge,
-            "type",
-            "bridge",
-            "forward_delay",
-            "0",
-            "stp_state",
-            "0",
-        ])?;
+        crate::lab::add_bridge(host, bridge)?;
         host.run(&["ip", "link", "set", "dev", vxlan, "master", bridge])?;
         host.run(&["ip", "link", "set", "dev", vxlan, "up"])?;
-        host.run(&["ip", "link", "set", "dev", bridge, "up"])?;
         Ok(KernelVtep {
             host: host.clone(),
             vxlan: vxlan.into(),

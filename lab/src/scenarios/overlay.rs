@@ -189,24 +189,7 @@ fn quiet_host(lab: &Lab, name: &str) -> Result<Host> {
 /// (an IPv6 bridge sends solicitations with its own MAC, which the gateway
 /// would learn and report as a host).
 fn quiet_segment(lab: &Lab, name: &str) -> Result<Segment> {
-    let host = quiet_host(lab, name)?;
-    host.run(&[
-        "ip",
-        "link",
-        "add",
-        "br0",
-        "type",
-        "bridge",
-        "forward_delay",
-        "0",
-        "stp_state",
-        "0",
-    ])?;
-    host.run(&["ip", "link", "set", "dev", "br0", "up"])?;
-    Ok(Segment {
-        host,
-        bridge: "br0".into(),
-    })
+    Segment::in_host(quiet_host(lab, name)?)
 }
 
 /// Tokens for the operator and each daemon (node role: writes only its own
