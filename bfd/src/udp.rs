@@ -86,6 +86,8 @@ pub struct Driver {
     /// Transmissions of the current flush, kept to reuse the allocation.
     pending: Vec<Transmit>,
     send: SendBatch,
+    /// The `ppoll` set, rebuilt in place on every wake-up.
+    pollfds: Vec<libc::pollfd>,
 }
 
 fn setsockopt_int(
@@ -164,6 +166,7 @@ impl Driver {
             vxlan: Vec::new(),
             pending: Vec::new(),
             send: SendBatch::default(),
+            pollfds: Vec::new(),
         })
     }
 
@@ -265,19 +268,21 @@ impl Driver {
         Ok(true)
     }
 
-    fn wait(&self, timeout: Duration, extra_fd: Option<libc::c_int>) -> io::Result<()> {
-        let mut fds: Vec<libc::pollfd> = self
-            .rx
-            .iter()
-            .map(|(_, s)| s.as_raw_fd())
-            .chain(self.vxlan.iter().map(VxlanLink::raw_fd))
-            .chain(extra_fd)
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
+    fn wait(&mut self, timeout: Duration, extra_fd: Option<libc::c_int>) -> io::Result<()> {
+        let fds = &mut self.pollfds;
+        fds.clear();
+        fds.extend(
+            self.rx
+                .iter()
+                .map(|(_, s)| s.as_raw_fd())
+                .chain(self.vxlan.iter().map(VxlanLink::raw_fd))
+                .chain(extra_fd)
+                .map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
         let ts = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
@@ -518,7 +523,13 @@ struct RecvBatch {
     cmsgs: Vec<[u64; 16]>,
     lens: Vec<usize>,
     metas: Vec<Meta>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
 }
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` are only meaningful during
+// `recv`, which rebuilds them from `self` each call; between calls they are dead.
+unsafe impl Send for RecvBatch {}
 
 impl RecvBatch {
     fn new(n: usize) -> Self {
@@ -535,6 +546,8 @@ impl RecvBatch {
                 };
                 n
             ],
+            iovs: Vec::with_capacity(n),
+            hdrs: Vec::with_capacity(n),
         }
     }
 
@@ -553,29 +566,28 @@ impl RecvBatch {
 
     fn recv(&mut self, fd: libc::c_int) -> io::Result<usize> {
         let n = self.len();
-        let mut iovs: Vec<libc::iovec> = self
-            .bufs
-            .iter_mut()
-            .map(|b| libc::iovec {
-                iov_base: b.as_mut_ptr().cast(),
-                iov_len: b.len(),
-            })
-            .collect();
-        let mut hdrs: Vec<libc::mmsghdr> = (0..n)
-            .map(|i| {
-                // SAFETY: mmsghdr is plain data; all-zero is a valid value.
-                let mut h: libc::mmsghdr = unsafe { zeroed() };
-                h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
-                h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-                h.msg_hdr.msg_iov = &mut iovs[i];
-                h.msg_hdr.msg_iovlen = 1;
-                h.msg_hdr.msg_control = self.cmsgs[i].as_mut_ptr().cast();
-                h.msg_hdr.msg_controllen = size_of::<[u64; 16]>() as _;
-                h
-            })
-            .collect();
-        // SAFETY: each header points at buffers owned by `self` or the local
-        // `iovs`, all alive and unaliased for the duration of the call.
+        // Rebuilt in place every call (the kernel rewrites the lengths), so
+        // receiving allocates nothing.
+        self.iovs.clear();
+        self.iovs.extend(self.bufs.iter_mut().map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        }));
+        self.hdrs.clear();
+        for i in 0..n {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            h.msg_hdr.msg_control = self.cmsgs[i].as_mut_ptr().cast();
+            h.msg_hdr.msg_controllen = size_of::<[u64; 16]>() as _;
+            self.hdrs.push(h);
+        }
+        let hdrs = &mut self.hdrs;
+        // SAFETY: each header points at buffers owned by `self` (`bufs` via
+        // `iovs`, `addrs`, `cmsgs`), all alive and unaliased for the call.
         let rc = unsafe {
             libc::recvmmsg(
                 fd,
