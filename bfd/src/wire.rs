@@ -88,14 +88,15 @@ pub fn checksum(data: &[u8]) -> u16 {
     fold(sum16(0, data))
 }
 
+/// The IPv4 pseudo-header's share of a UDP checksum (RFC 768), unfolded.
+fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, udp_len: usize) -> u32 {
+    sum16(sum16(0, &src.octets()), &dst.octets()) + u32::from(PROTO_UDP) + udp_len as u32
+}
+
 /// UDP checksum over the IPv4 pseudo-header and the UDP segment (RFC 768);
 /// a computed 0 is sent as 0xffff because 0 means "no checksum".
 pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
-    let mut acc = sum16(0, &src.octets());
-    acc = sum16(acc, &dst.octets());
-    acc += u32::from(PROTO_UDP);
-    acc += segment.len() as u32;
-    let c = fold(sum16(acc, segment));
+    let c = fold(sum16(pseudo_header_sum(src, dst, segment.len()), segment));
     if c == 0 { 0xffff } else { c }
 }
 
@@ -276,10 +277,7 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
             return Ok(());
         }
         let seg = &self.b()[..usize::from(self.len())];
-        let mut acc = sum16(0, &src.octets());
-        acc = sum16(acc, &dst.octets());
-        acc += u32::from(PROTO_UDP) + u32::from(self.len());
-        if fold(sum16(acc, seg)) == 0 {
+        if fold(sum16(pseudo_header_sum(src, dst, seg.len()), seg)) == 0 {
             Ok(())
         } else {
             Err(WireError::BadUdpChecksum)
@@ -365,9 +363,7 @@ impl UdpIpv4Repr {
         if ip.protocol() != PROTO_UDP {
             return Err(WireError::NotUdp(ip.protocol()));
         }
-        let ip_payload =
-            &frame[ETHERNET_LEN + ip.header_len()..ETHERNET_LEN + usize::from(ip.total_len())];
-        let udp = UdpPacket::new_checked(ip_payload)?;
+        let udp = UdpPacket::new_checked(ip.payload())?;
         udp.verify_checksum(ip.src(), ip.dst())?;
         let repr = UdpIpv4Repr {
             src_mac: eth.src(),
