@@ -32,7 +32,7 @@ use prometheus::{
 };
 
 use crate::datum::Uuid;
-use crate::observed::{Observed, find_switch};
+use crate::observed::{BFD_STATES, Observed, bfd_word, find_switch};
 use crate::plan::PlanCounts;
 use crate::reconciler::ReconcilerStatus;
 use crate::replica::Replica;
@@ -191,8 +191,6 @@ struct Revisions {
     applied: BTreeMap<String, u64>,
 }
 
-const BFD_STATES: [&str; 4] = ["admin_down", "down", "init", "up"];
-
 impl Metrics {
     /// Creates every metric and registers it in `registry`.
     pub fn new(registry: &Registry) -> Result<Metrics, MetricsError> {
@@ -325,7 +323,9 @@ impl Metrics {
             self.rows_written.with_label_values(&[switch, op]);
         }
         for s in BFD_STATES {
-            self.tunnels.with_label_values(&[switch, s]).set(0);
+            self.tunnels
+                .with_label_values(&[switch, bfd_word(s)])
+                .set(0);
         }
         self.learned_macs.with_label_values(&[switch]).set(0);
         self.store_applied.with_label_values(&[switch]).set(0);
@@ -391,15 +391,10 @@ impl Metrics {
         self.learned_macs
             .with_label_values(&[switch])
             .set(o.learned_macs.len() as i64);
-        let mut by_state: BTreeMap<&str, i64> = BFD_STATES.iter().map(|s| (*s, 0)).collect();
+        let mut by_state: BTreeMap<&str, i64> =
+            BFD_STATES.iter().map(|s| (bfd_word(*s), 0)).collect();
         for t in o.tunnels.values() {
-            let s = match t.state {
-                api::model::BfdState::AdminDown => "admin_down",
-                api::model::BfdState::Down => "down",
-                api::model::BfdState::Init => "init",
-                api::model::BfdState::Up => "up",
-            };
-            *by_state.entry(s).or_default() += 1;
+            *by_state.entry(bfd_word(t.state)).or_default() += 1;
         }
         for (s, n) in by_state {
             self.tunnels.with_label_values(&[switch, s]).set(n);

@@ -352,15 +352,27 @@ fn learned_macs(
     Ok(())
 }
 
+/// Every BFD state: the series the tunnels metric keeps per switch.
+pub const BFD_STATES: [BfdState; 4] = [
+    BfdState::AdminDown,
+    BfdState::Down,
+    BfdState::Init,
+    BfdState::Up,
+];
+
+/// The OVS `bfd_status:state` word of a state (also the tunnels metric's `state` label).
+pub fn bfd_word(s: BfdState) -> &'static str {
+    match s {
+        BfdState::AdminDown => "admin_down",
+        BfdState::Down => "down",
+        BfdState::Init => "init",
+        BfdState::Up => "up",
+    }
+}
+
 /// Parses an OVS `bfd_status:state` value.
 pub fn bfd_state(s: &str) -> Option<BfdState> {
-    match s {
-        "admin_down" => Some(BfdState::AdminDown),
-        "down" => Some(BfdState::Down),
-        "init" => Some(BfdState::Init),
-        "up" => Some(BfdState::Up),
-        _ => None,
-    }
+    BFD_STATES.into_iter().find(|st| bfd_word(*st) == s)
 }
 
 fn rank(s: BfdState) -> u8 {
@@ -737,6 +749,7 @@ mod tests {
             ("up", BfdState::Up),
         ] {
             assert_eq!(bfd_state(s), Some(st));
+            assert_eq!(bfd_word(st), s);
         }
         assert_eq!(bfd_state("sideways"), None);
     }
