@@ -25,9 +25,9 @@
 //!   is back, later changes reach the switch;
 //! - SIGTERM stops the daemon and leaves every row as it is.
 //!
-//! The controller binary is another package's: the test asks the cargo that
-//! runs it (`$CARGO`) to build it into this test's own target directory (a
-//! no-op when fresh), as `gateway/tests/controller.rs` does.
+//! The controller binary is another package's: `api::testing` asks the
+//! cargo that runs the test (`$CARGO`) to build it into this test's own
+//! target directory (a no-op when fresh).
 //!
 //! Run: `cargo test -p vtep-sync --features root-tests --test daemon`.
 #![cfg(feature = "root-tests")]
@@ -35,7 +35,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,6 +45,7 @@ use api::model::{
     Attachment, BfdParams, BfdState, Binding, Key, Kind, LeaseId, LogicalSwitch, NodeKind, Object,
     RemoteMac, Replication, Stored, TransportNode,
 };
+use api::testing::{Controller, ControllerCmd, build_controller};
 use serde_json::{Value, json};
 use support::{OvsdbServer, free_port};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -97,68 +97,15 @@ impl Drop for Proc {
     }
 }
 
-/// Builds (or refreshes) `bridgehead-controller` next to this test binary.
-fn controller_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
-    let bin = profile_dir.join("bridgehead-controller");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(&cargo);
-    // The same build scripts/test prebuilds, so this is a no-op there (a
-    // narrower -p/--bin build resolves features differently and recompiles).
-    cmd.args([
-        "build",
-        "--quiet",
-        "--workspace",
-        "--all-features",
-        "--bins",
-    ])
-    .arg("--target-dir")
-    .arg(target_dir)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let st = cmd.status();
-    assert!(
-        st.as_ref().is_ok_and(|s| s.success()) || bin.exists(),
-        "cannot build the controller ({st:?}): run `cargo build --workspace --all-features --bins`"
-    );
-    bin
-}
-
-fn start_controller(bin: &Path, dir: &Path, addr: &str) -> Proc {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("controller.log"))
-        .unwrap();
-    let mut child = Command::new(bin)
-        .arg("--data-dir")
-        .arg(dir.join("store"))
-        .args(["--listen", addr, "--progress-ms", "200"])
-        .arg("--tokens")
-        .arg(dir.join("tokens.toml"))
-        .stdout(Stdio::piped())
-        .stderr(log)
+/// Starts the controller on `addr` with the tokens file (log appended to
+/// `controller.log`).
+fn start_controller(bin: &Path, dir: &Path, addr: &str) -> Controller {
+    ControllerCmd::new(bin, dir.join("store"))
+        .listen(addr)
+        .tokens(dir.join("tokens.toml"))
+        .args(["--progress-ms", "200"])
+        .log(dir.join("controller.log"))
         .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.starts_with("listening on "),
-        "controller said {line:?}"
-    );
-    Proc(Some(child))
 }
 
 fn write_tokens(dir: &Path) {
@@ -384,14 +331,14 @@ async fn lease_of(c: &Client, key: &Key) -> LeaseId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_against_a_real_controller_and_switch() {
-    let ctrl_bin = controller_binary();
+    let ctrl_bin = build_controller();
     let dir = tempfile::Builder::new()
         .prefix("vtep-sync-daemon")
         .tempdir()
         .unwrap();
     write_tokens(dir.path());
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut controller = start_controller(&ctrl_bin, dir.path(), &addr);
+    let controller = start_controller(&ctrl_bin, dir.path(), &addr);
     let admin =
         Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
 
@@ -721,7 +668,7 @@ async fn daemon_against_a_real_controller_and_switch() {
 
     // --- headless: the controller goes away, the switch keeps its rows and
     // drift is still corrected from the state in force.
-    controller.kill();
+    controller.kill9();
     c.until_metric("bridgehead_vtep_sync_store_up", |v| v == 0.0)
         .await;
     srv.vtep_ctl(&["del-ucast-remote", "web", "02:00:00:00:00:04"]);
@@ -732,7 +679,7 @@ async fn daemon_against_a_real_controller_and_switch() {
     for m in ["01", "02", "03"] {
         assert!(has_remote(&srv, &format!("02:00:00:00:00:{m}")));
     }
-    let mut controller = start_controller(&ctrl_bin, dir.path(), &addr);
+    let controller = start_controller(&ctrl_bin, dir.path(), &addr);
     c.until_metric("bridgehead_vtep_sync_store_up", |v| v == 1.0)
         .await;
     admin.put(&remote_mac("02:00:00:00:00:05")).await.unwrap();
@@ -754,7 +701,7 @@ async fn daemon_against_a_real_controller_and_switch() {
     assert!(st.success(), "exit status {st}; log:\n{}", c.log());
     assert_eq!(versions(&srv), before);
     assert!(has_remote(&srv, "02:00:00:00:00:05"));
-    controller.kill();
+    controller.kill9();
 }
 
 /// The switch moves (its transport node's OVSDB target changes, to an
@@ -765,14 +712,14 @@ async fn daemon_against_a_real_controller_and_switch() {
 /// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_moves_to_a_tls_target_and_is_removed() {
-    let ctrl_bin = controller_binary();
+    let ctrl_bin = build_controller();
     let dir = tempfile::Builder::new()
         .prefix("vtep-sync-daemon-tls")
         .tempdir()
         .unwrap();
     write_tokens(dir.path());
     let addr = format!("127.0.0.1:{}", free_port());
-    let mut controller = start_controller(&ctrl_bin, dir.path(), &addr);
+    let controller = start_controller(&ctrl_bin, dir.path(), &addr);
     let admin =
         Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
     let [ca, server_cert, server_key, client_cert, client_key] =
@@ -866,5 +813,5 @@ async fn switch_moves_to_a_tls_target_and_is_removed() {
     assert_eq!(after, before);
     let st = d.proc.terminate();
     assert!(st.success(), "exit status {st}; log:\n{}", d.log());
-    controller.kill();
+    controller.kill9();
 }
