@@ -590,22 +590,27 @@ impl<R: RngCore> Session<R> {
                 // is changed, a Poll Sequence MUST be initiated." Further changes
                 // wait for this one to end (see finish_poll) so every Poll of a
                 // sequence carries the same values and a Final confirms exactly them.
-                self.desired_min_tx = tx;
-                self.required_min_rx = rx;
-                // "If bfd.DesiredMinTxInterval is increased and bfd.SessionState is
-                // Up, the actual transmission interval used MUST NOT change until
-                // the Poll Sequence ... has terminated." A decrease is safe now.
-                self.tx_in_effect = self.tx_in_effect.min(tx);
-                // "If bfd.RequiredMinRxInterval is reduced and bfd.SessionState is
-                // Up, the previous value ... MUST be used when calculating the
-                // Detection Time ... until the Poll Sequence ... has terminated."
-                // An increase lengthens the Detection Time at once, which is safe.
-                self.rx_in_effect = self.rx_in_effect.max(rx);
-                self.poll_active = true;
+                self.start_poll(tx, rx);
             }
         }
         self.rearm_detection();
         self.reschedule_tx();
+    }
+
+    /// Advertises `tx`/`rx` with a Poll Sequence, in Up (§6.8.3).
+    fn start_poll(&mut self, tx: u32, rx: u32) {
+        self.desired_min_tx = tx;
+        self.required_min_rx = rx;
+        // "If bfd.DesiredMinTxInterval is increased and bfd.SessionState is
+        // Up, the actual transmission interval used MUST NOT change until
+        // the Poll Sequence ... has terminated." A decrease is safe now.
+        self.tx_in_effect = self.tx_in_effect.min(tx);
+        // "If bfd.RequiredMinRxInterval is reduced and bfd.SessionState is
+        // Up, the previous value ... MUST be used when calculating the
+        // Detection Time ... until the Poll Sequence ... has terminated."
+        // An increase lengthens the Detection Time at once, which is safe.
+        self.rx_in_effect = self.rx_in_effect.max(rx);
+        self.poll_active = true;
     }
 
     fn finish_poll(&mut self) {
@@ -616,11 +621,7 @@ impl<R: RngCore> Session<R> {
         // reschedules; reconcile also re-arms detection with the new RX).
         let (tx, rx) = self.target_params();
         if (tx, rx) != (self.desired_min_tx, self.required_min_rx) && self.state == State::Up {
-            self.desired_min_tx = tx;
-            self.required_min_rx = rx;
-            self.tx_in_effect = self.tx_in_effect.min(tx);
-            self.rx_in_effect = self.rx_in_effect.max(rx);
-            self.poll_active = true;
+            self.start_poll(tx, rx);
         }
     }
 
