@@ -110,6 +110,19 @@ impl Lab {
     fn peer_json(&self) -> String {
         self.vtysh("show bfd peers json")
     }
+
+    /// [`Lab::peer_json`] once it reports `status` (polled every 100 ms,
+    /// for 5 s at most; then the last answer, for the caller's assertion).
+    fn peer_json_when(&self, status: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let json = self.peer_json();
+            if json_field(&json, "status") == Some(status) || Instant::now() >= end {
+                return json;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
 
 impl Drop for Lab {
@@ -183,6 +196,26 @@ fn spawn_us(
     (ctx, srx)
 }
 
+/// Starts us with `interval` as Desired Min TX and Required Min RX and waits
+/// (15 s at most) for Up with no Poll Sequence outstanding.
+fn up_with_bfdd(
+    lab: &Lab,
+    interval: Duration,
+    encap: Encap,
+) -> (mpsc::Sender<Cmd>, mpsc::Receiver<Report>, Status) {
+    let cfg = SessionConfig {
+        desired_min_tx: interval,
+        required_min_rx: interval,
+        ..Default::default()
+    };
+    let (ctl, st) = spawn_us(&lab.ns.a, cfg, encap);
+    let (_, s, _) = wait_for(&st, Duration::from_secs(15), |s| {
+        s.state == State::Up && !s.poll_in_progress
+    });
+    assert_eq!(s.state, State::Up, "{s:?}\nbfdd: {}", lab.peer_json());
+    (ctl, st, s)
+}
+
 /// Reads status reports until one made after this call satisfies `pred` or
 /// `timeout` passes; returns that report and every event seen meanwhile.
 fn wait_for(
@@ -216,32 +249,16 @@ fn json_field<'a>(json: &'a str, key: &str) -> Option<&'a str> {
 fn interoperates_with_frr_bfdd() {
     let mut lab = Lab::new();
     lab.start_bfdd(100, 100, false);
-    let cfg = SessionConfig {
-        desired_min_tx: Duration::from_millis(50),
-        required_min_rx: Duration::from_millis(50),
-        ..Default::default()
-    };
-    let (ctl, st) = spawn_us(&lab.ns.a, cfg, Encap::SingleHop);
 
     // 1. Bring-up and negotiation: our TX = max(our 50, bfdd's RX 100).
-    let (_, s, _) = wait_for(&st, Duration::from_secs(15), |s| {
-        s.state == State::Up && !s.poll_in_progress
-    });
-    assert_eq!(s.state, State::Up, "{s:?}\nbfdd: {}", lab.peer_json());
+    let (ctl, st, s) = up_with_bfdd(&lab, Duration::from_millis(50), Encap::SingleHop);
     assert_eq!(s.tx_interval, Duration::from_millis(100));
     assert_eq!(
         s.detection_time,
         Duration::from_millis(300),
         "3 x max(our RX 50, bfdd TX 100)"
     );
-    let mut json = String::new();
-    for _ in 0..50 {
-        json = lab.peer_json();
-        if json_field(&json, "status") == Some("up") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let json = lab.peer_json_when("up");
     assert_eq!(json_field(&json, "status"), Some("up"), "{json}");
     assert_eq!(
         json_field(&json, "remote-id"),
@@ -281,14 +298,7 @@ fn interoperates_with_frr_bfdd() {
 
     // 3. AdminDown reaches bfdd as a signalled down, not a timeout.
     ctl.send(Cmd::AdminDown).unwrap();
-    let mut json = String::new();
-    for _ in 0..50 {
-        std::thread::sleep(Duration::from_millis(100));
-        json = lab.peer_json();
-        if json_field(&json, "status") == Some("down") {
-            break;
-        }
-    }
+    let json = lab.peer_json_when("down");
     assert_eq!(json_field(&json, "status"), Some("down"), "{json}");
     assert_eq!(
         json_field(&json, "remote-diagnostic"),
@@ -335,29 +345,13 @@ fn multihop_interoperates_with_frr_bfdd() {
     // RFC 5883: UDP 4784; bfdd as a multihop peer (no interface, no zebra).
     let mut lab = Lab::new();
     lab.start_bfdd(200, 200, true);
-    let cfg = SessionConfig {
-        desired_min_tx: Duration::from_millis(100),
-        required_min_rx: Duration::from_millis(100),
-        ..Default::default()
-    };
-    let (ctl, st) = spawn_us(&lab.ns.a, cfg, Encap::MultiHop);
-    let (_, s, _) = wait_for(&st, Duration::from_secs(15), |s| {
-        s.state == State::Up && !s.poll_in_progress
-    });
-    assert_eq!(s.state, State::Up, "{s:?}\nbfdd: {}", lab.peer_json());
+    let (ctl, _st, s) = up_with_bfdd(&lab, Duration::from_millis(100), Encap::MultiHop);
     assert_eq!(
         s.tx_interval,
         Duration::from_millis(200),
         "max(our 100, bfdd RX 200)"
     );
-    let mut json = String::new();
-    for _ in 0..50 {
-        json = lab.peer_json();
-        if json_field(&json, "status") == Some("up") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let json = lab.peer_json_when("up");
     assert_eq!(json_field(&json, "multihop"), Some("true"), "{json}");
     assert_eq!(json_field(&json, "status"), Some("up"), "{json}");
     assert_eq!(
