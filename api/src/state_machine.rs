@@ -511,24 +511,20 @@ impl State {
         self.objects.contains_key(&Key::new(kind, name))
     }
 
-    /// IPs already used as tunnel endpoints, except by `except` (the object being replaced).
-    fn used_ips(&self, except: &Key) -> BTreeMap<Ipv4Addr, String> {
-        let mut m = BTreeMap::new();
-        for s in self
-            .list(Kind::TransportNode)
+    /// Who already uses `ip` as a tunnel endpoint, other than `except` (the object being replaced).
+    fn ip_user(&self, ip: Ipv4Addr, except: &Key) -> Option<String> {
+        self.list(Kind::TransportNode)
             .chain(self.list(Kind::GatewayGroup))
-        {
-            let key = s.object.key();
-            if &key == except {
-                continue;
-            }
-            match &s.object {
-                Object::TransportNode(n) => m.insert(n.tunnel_ip, key.to_string()),
-                Object::GatewayGroup(g) => m.insert(g.vtep_ip, key.to_string()),
-                _ => None,
-            };
-        }
-        m
+            .find(|s| {
+                let uses = match &s.object {
+                    Object::TransportNode(n) => n.tunnel_ip == ip,
+                    Object::GatewayGroup(g) => g.vtep_ip == ip,
+                    _ => false,
+                };
+                // The key only for a match: building it allocates.
+                uses && &s.object.key() != except
+            })
+            .map(|s| s.object.key().to_string())
     }
 
     fn check_references(&self, object: &Object) -> Result<(), ApplyError> {
@@ -550,35 +546,33 @@ impl State {
                 }
             }
             Object::TransportNode(n) => {
-                if let Some(user) = self.used_ips(&key).get(&n.tunnel_ip) {
+                if let Some(user) = self.ip_user(n.tunnel_ip, &key) {
                     err(
                         "tunnel_ip".into(),
                         format!("{} already used by {user}", n.tunnel_ip),
                     );
                 }
-                if n.kind != NodeKind::HardwareSwitch
-                    && !self.bindings_on_switch(&n.name).is_empty()
-                {
-                    err(
-                        "kind".into(),
-                        format!(
-                            "bindings {:?} attach to this node as a hardware_switch",
-                            self.bindings_on_switch(&n.name)
-                        ),
-                    );
+                if n.kind != NodeKind::HardwareSwitch {
+                    let b = self.bindings_on_switch(&n.name);
+                    if !b.is_empty() {
+                        err(
+                            "kind".into(),
+                            format!("bindings {b:?} attach to this node as a hardware_switch"),
+                        );
+                    }
                 }
-                if n.kind != NodeKind::Gateway && !self.groups_with_member(&n.name).is_empty() {
-                    err(
-                        "kind".into(),
-                        format!(
-                            "gateway groups {:?} have this node as a member",
-                            self.groups_with_member(&n.name)
-                        ),
-                    );
+                if n.kind != NodeKind::Gateway {
+                    let g = self.groups_with_member(&n.name);
+                    if !g.is_empty() {
+                        err(
+                            "kind".into(),
+                            format!("gateway groups {g:?} have this node as a member"),
+                        );
+                    }
                 }
             }
             Object::GatewayGroup(g) => {
-                if let Some(user) = self.used_ips(&key).get(&g.vtep_ip) {
+                if let Some(user) = self.ip_user(g.vtep_ip, &key) {
                     err(
                         "vtep_ip".into(),
                         format!("{} already used by {user}", g.vtep_ip),
