@@ -143,6 +143,10 @@ pub fn classify(msg: &NetlinkMessage<KernelMessage>) -> Notice {
     }
 }
 
+fn route(msg: RouteNetlinkMessage) -> KernelMessage {
+    KernelMessage::Route(msg)
+}
+
 /// Owner of the request connection. Not `Clone` on purpose: one task owns it.
 #[derive(Debug)]
 pub struct Kernel {
@@ -377,14 +381,16 @@ impl Kernel {
         Ok(())
     }
 
+    /// Sends one change and waits for the kernel's acknowledgement.
+    async fn change(&self, op: &str, msg: KernelMessage, flags: u16) -> Result<(), KernelError> {
+        self.request(op, msg, NLM_F_REQUEST | NLM_F_ACK | flags)
+            .await
+            .map(drop)
+    }
+
     async fn link_change(&self, op: &str, msg: LinkMessage) -> Result<(), KernelError> {
-        self.request(
-            op,
-            KernelMessage::Route(RouteNetlinkMessage::SetLink(msg)),
-            NLM_F_REQUEST | NLM_F_ACK,
-        )
-        .await
-        .map(drop)
+        self.change(op, route(RouteNetlinkMessage::SetLink(msg)), 0)
+            .await
     }
 
     async fn create_link(
@@ -393,10 +399,10 @@ impl Kernel {
         name: &str,
         msg: LinkMessage,
     ) -> Result<(), KernelError> {
-        self.request(
+        self.change(
             op,
-            KernelMessage::Route(RouteNetlinkMessage::NewLink(msg)),
-            NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            route(RouteNetlinkMessage::NewLink(msg)),
+            NLM_F_CREATE | NLM_F_EXCL,
         )
         .await?;
         self.refresh_index(op, name).await
@@ -406,7 +412,8 @@ impl Kernel {
     pub async fn apply(&mut self, action: &Action) -> Result<(), KernelError> {
         let op = action.to_string();
         let op = op.as_str();
-        let ack = NLM_F_REQUEST | NLM_F_ACK;
+        let new_neigh = |m| route(RouteNetlinkMessage::NewNeighbour(m));
+        let del_neigh = |m| route(RouteNetlinkMessage::DelNeighbour(m));
         match action {
             Action::CreateBridge { name } => {
                 self.create_link(op, name, LinkBridge::new(name).build())
@@ -444,12 +451,8 @@ impl Kernel {
             Action::DelLink { name } => {
                 let mut msg = LinkMessage::default();
                 msg.header.index = self.index(op, name)?;
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::DelLink(msg)),
-                    ack,
-                )
-                .await?;
+                self.change(op, route(RouteNetlinkMessage::DelLink(msg)), 0)
+                    .await?;
                 self.names.remove(name);
                 Ok(())
             }
@@ -481,13 +484,8 @@ impl Kernel {
                 let msg = LinkBridgePort::new(self.index(op, dev)?)
                     .neigh_suppress(*on)
                     .build();
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::NewLink(msg)),
-                    ack,
-                )
-                .await
-                .map(drop)
+                self.change(op, route(RouteNetlinkMessage::NewLink(msg)), 0)
+                    .await
             }
             Action::AddFdb { dev, mac, dst, .. } => {
                 let msg = fdb_message(self.index(op, dev)?, *mac, Some(*dst));
@@ -499,75 +497,40 @@ impl Kernel {
                     FdbDst::Ip(_) => NLM_F_APPEND,
                     FdbDst::Nexthop(_) => NLM_F_EXCL,
                 };
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(msg)),
-                    ack | NLM_F_CREATE | how,
-                )
-                .await
-                .map(drop)
+                self.change(op, new_neigh(msg), NLM_F_CREATE | how).await
             }
             Action::DelFdb { dev, mac, dst } => {
                 let msg = fdb_message(self.index(op, dev)?, *mac, *dst);
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(msg)),
-                    ack,
-                )
-                .await
-                .map(drop)
+                self.change(op, del_neigh(msg), 0).await
             }
             Action::AddPortFdb { dev, mac } => {
                 let msg = port_fdb_message(self.index(op, dev)?, *mac);
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(msg)),
-                    ack | NLM_F_CREATE | NLM_F_REPLACE,
-                )
-                .await
-                .map(drop)
+                self.change(op, new_neigh(msg), NLM_F_CREATE | NLM_F_REPLACE)
+                    .await
             }
             Action::DelPortFdb { dev, mac } => {
                 let msg = port_fdb_message(self.index(op, dev)?, *mac);
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(msg)),
-                    ack,
-                )
-                .await
-                .map(drop)
+                self.change(op, del_neigh(msg), 0).await
             }
             Action::AddNeigh { dev, ip, mac } => {
                 let mut msg = neigh_message(self.index(op, dev)?, *ip);
                 msg.attributes
                     .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::NewNeighbour(msg)),
-                    ack | NLM_F_CREATE | NLM_F_REPLACE,
-                )
-                .await
-                .map(drop)
+                self.change(op, new_neigh(msg), NLM_F_CREATE | NLM_F_REPLACE)
+                    .await
             }
             Action::DelNeigh { dev, ip } => {
                 let msg = neigh_message(self.index(op, dev)?, *ip);
-                self.request(
-                    op,
-                    KernelMessage::Route(RouteNetlinkMessage::DelNeighbour(msg)),
-                    ack,
-                )
-                .await
-                .map(drop)
+                self.change(op, del_neigh(msg), 0).await
             }
             Action::AddNexthop { id, gateway } => {
                 let msg = NexthopMessage::fdb_gateway(*id, *gateway, NEXTHOP_PROTOCOL);
-                self.request(
+                self.change(
                     op,
                     KernelMessage::NewNexthop(msg),
-                    ack | NLM_F_CREATE | NLM_F_EXCL,
+                    NLM_F_CREATE | NLM_F_EXCL,
                 )
                 .await
-                .map(drop)
             }
             Action::SetNexthopGroup {
                 id,
@@ -576,18 +539,13 @@ impl Kernel {
             } => {
                 let msg = NexthopMessage::fdb_group(*id, members, NEXTHOP_PROTOCOL);
                 let how = if *replace { NLM_F_REPLACE } else { NLM_F_EXCL };
-                self.request(op, KernelMessage::NewNexthop(msg), ack | NLM_F_CREATE | how)
+                self.change(op, KernelMessage::NewNexthop(msg), NLM_F_CREATE | how)
                     .await
-                    .map(drop)
             }
-            Action::DelNexthop { id } => self
-                .request(
-                    op,
-                    KernelMessage::DelNexthop(NexthopMessage::with_id(*id)),
-                    ack,
-                )
-                .await
-                .map(drop),
+            Action::DelNexthop { id } => {
+                let msg = NexthopMessage::with_id(*id);
+                self.change(op, KernelMessage::DelNexthop(msg), 0).await
+            }
         }
     }
 
