@@ -23,7 +23,7 @@ use raft::{GetEntriesContext, RaftState, StorageError};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{EventType, RevisionEvents, Stored};
+use crate::model::{Event, EventType, RevisionEvents, Stored};
 use crate::state_machine::{Applied, Lease, State, StateImage};
 
 const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("raft_log");
@@ -83,11 +83,19 @@ fn bytes_u64(b: &[u8]) -> Result<u64, StoreError> {
 }
 
 /// One revision as the history table keeps it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Deserialize)]
 struct HistoryRecord {
     /// Local wall clock at apply, for age-based retention.
     time_ms: u64,
-    events: Vec<crate::model::Event>,
+    events: Vec<Event>,
+}
+
+/// [`HistoryRecord`] as written: borrows the applied events instead of
+/// copying every object of the revision just to encode it.
+#[derive(Serialize)]
+struct HistoryRecordRef<'a> {
+    time_ms: u64,
+    events: &'a [Event],
 }
 
 /// Wall clock in ms since the Unix epoch.
@@ -649,9 +657,9 @@ impl Batch<'_> {
                 }
             }
             drop(objects);
-            let rec = HistoryRecord {
+            let rec = HistoryRecordRef {
                 time_ms: now_ms(),
-                events: a.events.clone(),
+                events: &a.events,
             };
             let b = serde_json::to_vec(&rec).map_err(|e| corrupt("history", e))?;
             let mut hist = self.txn()?.open_table(HISTORY).map_err(db_err)?;
