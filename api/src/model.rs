@@ -522,6 +522,17 @@ impl Kind {
             Kind::LearnedMac | Kind::TunnelStatus | Kind::ElectionState | Kind::SwitchStatus
         )
     }
+
+    /// REST path of the kind's collection (`/v1/logical-switches`,
+    /// `/v1/observed/learned-macs`): one rule for the router, the client,
+    /// the metrics' route templates and the OpenAPI document.
+    pub fn collection_path(self) -> String {
+        if self.is_observed() {
+            format!("/v1/observed/{}", self.segment())
+        } else {
+            format!("/v1/{}", self.segment())
+        }
+    }
 }
 
 /// The identity of an object in the store: `kind-segment/name`.

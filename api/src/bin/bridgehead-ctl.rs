@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use api::client::{Client, ClientConfig, ClientError, Method, collection_path};
+use api::client::{Client, ClientConfig, ClientError, Method};
 use api::model::{Key, Kind};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::{Map, Value, json};
@@ -653,7 +653,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     bail!("--lease is only for observed state");
                 }
                 client
-                    .request_json(Method::POST, &collection_path(kind), Some(&spec))
+                    .request_json(Method::POST, &kind.collection_path(), Some(&spec))
                     .await?
             };
             written(&mut out, json_out, "created", kind, &ans)?;
@@ -688,7 +688,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 k => Some(parse_kind(k)?),
             };
             let path = kind
-                .map(collection_path)
+                .map(Kind::collection_path)
                 .unwrap_or_else(|| "/v1/state".into());
             let ans = client.request_json(Method::GET, &path, None).await?;
             if json_out {

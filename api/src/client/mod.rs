@@ -190,19 +190,10 @@ fn enc(s: &str) -> String {
     out
 }
 
-/// The collection path of a kind.
-pub fn collection_path(kind: Kind) -> String {
-    if kind.is_observed() {
-        format!("/v1/observed/{}", kind.segment())
-    } else {
-        format!("/v1/{}", kind.segment())
-    }
-}
-
 /// The path of one object.
 pub fn object_path(key: &Key) -> String {
     let name: Vec<String> = key.name.split('/').map(enc).collect();
-    format!("{}/{}", collection_path(key.kind), name.join("/"))
+    format!("{}/{}", key.kind.collection_path(), name.join("/"))
 }
 
 impl Client {
@@ -258,7 +249,7 @@ impl Client {
 
     /// Creates a desired object (409 if it exists).
     pub async fn create(&self, object: &Object) -> Result<Written, ClientError> {
-        let path = collection_path(object.kind());
+        let path = object.kind().collection_path();
         self.call(Method::POST, &path, Some(spec_body(object)?))
             .await
     }
@@ -298,7 +289,7 @@ impl Client {
     /// Lists one kind, or everything (`None`), at one revision.
     pub async fn list(&self, kind: Option<Kind>) -> Result<List, ClientError> {
         let path = match kind {
-            Some(k) => collection_path(k),
+            Some(k) => k.collection_path(),
             None => "/v1/state".into(),
         };
         self.call(Method::GET, &path, None).await
@@ -424,6 +415,6 @@ mod tests {
             object_path(&k),
             "/v1/observed/learned-macs/tor%201/web/02:00:00:00:00:01"
         );
-        assert_eq!(collection_path(Kind::Binding), "/v1/bindings");
+        assert_eq!(Kind::Binding.collection_path(), "/v1/bindings");
     }
 }

@@ -50,8 +50,8 @@ pub struct Metrics {
     store_bytes: IntGauge,
     leases: IntGauge,
     objects: IntGaugeVec,
-    /// `(path prefix, collection template, item template)` per kind.
-    routes: Vec<(String, String, String)>,
+    /// `(collection path, item template)` per kind; the collection path is its own template.
+    routes: Vec<(String, String)>,
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
@@ -101,12 +101,9 @@ impl Metrics {
         let routes = Kind::ALL
             .iter()
             .map(|k| {
-                let base = if k.is_observed() {
-                    format!("/v1/observed/{}", k.segment())
-                } else {
-                    format!("/v1/{}", k.segment())
-                };
-                (base.clone(), base.clone(), format!("{base}/{{name}}"))
+                let base = k.collection_path();
+                let item = format!("{base}/{{name}}");
+                (base, item)
             })
             .collect();
         Metrics {
@@ -163,10 +160,10 @@ impl Metrics {
                 FIXED[7]
             };
         }
-        for (base, coll, item) in &self.routes {
+        for (base, item) in &self.routes {
             if let Some(rest) = path.strip_prefix(base.as_str()) {
                 if rest.is_empty() {
-                    return coll;
+                    return base;
                 }
                 if rest.len() > 1 && rest.starts_with('/') {
                     return item;

@@ -98,11 +98,7 @@ pub fn router(node: Node, cfg: HttpConfig) -> Router {
     let metrics = Arc::new(metrics::Metrics::new());
     let mut r = Router::new();
     for kind in Kind::ALL {
-        let base = if kind.is_observed() {
-            format!("/v1/observed/{}", kind.segment())
-        } else {
-            format!("/v1/{}", kind.segment())
-        };
+        let base = kind.collection_path();
         let coll = if kind.is_observed() {
             get(move |s: State<App>| list(s, kind))
         } else {

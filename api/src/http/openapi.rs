@@ -403,11 +403,7 @@ pub fn document() -> Value {
     for kind in Kind::ALL {
         let name = schema_name(kind);
         schemas.insert(name.clone(), kind_schema(kind));
-        let base = if kind.is_observed() {
-            format!("/v1/observed/{}", kind.segment())
-        } else {
-            format!("/v1/{}", kind.segment())
-        };
+        let base = kind.collection_path();
         let mut coll = json!({"get": op(&format!("list {} at one revision", kind.segment()), ("200", json_body(r("List"))), common_errors())});
         if !kind.is_observed() {
             coll["post"] = with_body(
