@@ -148,6 +148,41 @@ pub enum Action {
     },
 }
 
+/// How [`Action::AddFdb`] writes its entry, for the kernel request and its
+/// printed `bridge` command alike. The vxlan driver refuses NLM_F_REPLACE on
+/// the zero (flood) MAC ("Cannot replace non-unicast fdb entries"): extra
+/// flood remotes are appended, an nhid flood entry is created exclusively;
+/// unicast entries are replaced, so a moved MAC changes in place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdbWrite {
+    /// `bridge fdb replace` (NLM_F_REPLACE).
+    Replace,
+    /// `bridge fdb append` (NLM_F_APPEND).
+    Append,
+    /// `bridge fdb add` (NLM_F_EXCL).
+    Add,
+}
+
+impl FdbWrite {
+    /// The write for an entry keyed `mac` toward `dst`.
+    pub fn of(mac: MacAddr, dst: FdbDst) -> FdbWrite {
+        match dst {
+            _ if !mac.is_zero() => FdbWrite::Replace,
+            FdbDst::Ip(_) => FdbWrite::Append,
+            FdbDst::Nexthop(_) => FdbWrite::Add,
+        }
+    }
+
+    /// The `bridge fdb` verb.
+    pub fn verb(self) -> &'static str {
+        match self {
+            FdbWrite::Replace => "replace",
+            FdbWrite::Append => "append",
+            FdbWrite::Add => "add",
+        }
+    }
+}
+
 impl Action {
     /// A short, bounded label for metrics (`netlink_errors_total{op=..}`).
     pub fn kind(&self) -> &'static str {
@@ -238,12 +273,7 @@ impl fmt::Display for Action {
             Action::AddFdb {
                 dev, mac, dst: d, ..
             } => {
-                // Mirrors the kernel request (see `kernel::Kernel::apply`).
-                let verb = match d {
-                    _ if !mac.is_zero() => "replace",
-                    FdbDst::Ip(_) => "append",
-                    FdbDst::Nexthop(_) => "add",
-                };
+                let verb = FdbWrite::of(*mac, *d).verb();
                 write!(f, "fdb {verb} {mac} dev {dev} {} self permanent", dst(d))
             }
             Action::AddNeigh { dev, ip, mac } => {

@@ -21,6 +21,7 @@ use rtnetlink::proto::{ConnectionHandle, NetlinkProtoError};
 use rtnetlink::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, LinkVxlan};
 
+use crate::action::FdbWrite;
 use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT, is_our_link};
 use crate::diff::Action;
 use crate::kernel_msgs::{
@@ -30,7 +31,7 @@ use crate::kernel_msgs::{
 use crate::learning::{BridgeFdbEntry, EntryOrigin};
 use crate::message::KernelMessage;
 use crate::nexthop::{NexthopMessage, RTNLGRP_NEXTHOP};
-use crate::observed::{FdbDst, LinkKind, Observed, ObservedNexthop, ObservedPortFdb};
+use crate::observed::{LinkKind, Observed, ObservedNexthop, ObservedPortFdb};
 
 /// `RTNLGRP_LINK`.
 const RTNLGRP_LINK: u32 = 1;
@@ -489,13 +490,10 @@ impl Kernel {
             }
             Action::AddFdb { dev, mac, dst, .. } => {
                 let msg = fdb_message(self.index(op, dev)?, *mac, Some(*dst));
-                // The vxlan driver refuses NLM_F_REPLACE on the zero (flood) MAC
-                // ("Cannot replace non-unicast fdb entries"): extra flood remotes
-                // are appended, an nhid flood entry is created exclusively.
-                let how = match dst {
-                    _ if !mac.is_zero() => NLM_F_REPLACE,
-                    FdbDst::Ip(_) => NLM_F_APPEND,
-                    FdbDst::Nexthop(_) => NLM_F_EXCL,
+                let how = match FdbWrite::of(*mac, *dst) {
+                    FdbWrite::Replace => NLM_F_REPLACE,
+                    FdbWrite::Append => NLM_F_APPEND,
+                    FdbWrite::Add => NLM_F_EXCL,
                 };
                 self.change(op, new_neigh(msg), NLM_F_CREATE | how).await
             }
