@@ -2,7 +2,7 @@
 //!
 //! Level-based: the plan depends only on the two inputs, never on what we did
 //! before, so re-running it after any change (ours or someone else's) converges.
-//! Only objects that [`is_our_link`] recognises, FDB/neighbour entries on our
+//! Only objects that [`crate::desired::is_our_link`] recognises, FDB/neighbour entries on our
 //! devices, and nexthops stamped with [`NEXTHOP_PROTOCOL`] are ever deleted or
 //! changed; the one foreign change we make is enslaving (or releasing) a bound
 //! physical NIC to (from) our bridge.
@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 
 use crate::desired::{
     DesiredNode, DesiredSwitch, NEXTHOP_PROTOCOL, NH_MEMBER_BASE, NH_MEMBER_END, Replication,
-    VXLAN_PORT, bridge_name, is_our_link, link_alias, nh_group_id, vlan_name, vxlan_name,
+    VXLAN_PORT, bridge_name, link_alias, nh_group_id, vlan_name, vxlan_name,
 };
 use crate::mac::MacAddr;
 use crate::observed::{
@@ -116,7 +116,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
     let our_bridges: BTreeSet<u32> = observed
         .links
         .iter()
-        .filter(|l| l.kind == LinkKind::Bridge && is_our_link(&l.name, l.alias.as_deref()))
+        .filter(|l| l.is_our_bridge())
         .map(|l| l.index)
         .collect();
 
@@ -344,7 +344,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
     let mut stale: Vec<&ObservedLink> = observed
         .links
         .iter()
-        .filter(|l| is_our_link(&l.name, l.alias.as_deref()) && !desired_names.contains(&l.name))
+        .filter(|l| l.is_ours() && !desired_names.contains(&l.name))
         .collect();
     // Upper devices before what they sit on: vlan, vxlan, then bridges.
     stale.sort_by_key(|l| match l.kind {
@@ -359,10 +359,7 @@ pub fn diff(desired: &DesiredNode, observed: &Observed) -> Plan {
     }
     for l in &observed.links {
         let on_ours = l.master.is_some_and(|m| our_bridges.contains(&m));
-        if on_ours
-            && !is_our_link(&l.name, l.alias.as_deref())
-            && !untagged_ports.contains_key(l.name.as_str())
-        {
+        if on_ours && !l.is_ours() && !untagged_ports.contains_key(l.name.as_str()) {
             ph.release_ports.push(Action::SetNomaster {
                 dev: l.name.clone(),
             });

@@ -22,7 +22,7 @@ use rtnetlink::sys::{AsyncSocket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::{LinkBridge, LinkBridgePort, LinkUnspec, LinkVlan, LinkVxlan};
 
 use crate::action::FdbWrite;
-use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT, is_our_link};
+use crate::desired::{NEXTHOP_PROTOCOL, VXLAN_PORT};
 use crate::diff::Action;
 use crate::kernel_msgs::{
     bridge_fdb_from, fdb_from, fdb_message, libc_eopnotsupp, link_from, neigh_from, neigh_message,
@@ -260,7 +260,7 @@ impl Kernel {
         let our_bridges: HashSet<u32> = obs
             .links
             .iter()
-            .filter(|l| l.kind == LinkKind::Bridge && is_our_link(&l.name, l.alias.as_deref()))
+            .filter(|l| l.is_our_bridge())
             .map(|l| l.index)
             .collect();
         let our_ports: HashSet<u32> = obs

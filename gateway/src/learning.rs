@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use crate::desired::{BRIDGE_PREFIX, is_our_link};
+use crate::desired::BRIDGE_PREFIX;
 use crate::mac::MacAddr;
 use crate::observed::{LinkKind, ObservedLink};
 
@@ -89,7 +89,7 @@ impl Topology {
     pub fn from_links(links: &[ObservedLink]) -> Topology {
         let bridges: HashMap<u32, u32> = links
             .iter()
-            .filter(|l| l.kind == LinkKind::Bridge && is_our_link(&l.name, l.alias.as_deref()))
+            .filter(|l| l.is_our_bridge())
             .filter_map(|l| Some((l.index, bridge_vni(&l.name)?)))
             .collect();
         let ports = links

@@ -18,7 +18,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::desired::{NEXTHOP_PROTOCOL, is_our_link};
+use crate::desired::NEXTHOP_PROTOCOL;
 use crate::observed::{LinkKind, Observed};
 use crate::reconciler::PassReport;
 
@@ -239,11 +239,7 @@ pub fn count_objects(o: &Observed) -> BTreeMap<&'static str, usize> {
     let mut bridges = HashSet::new();
     let mut vxlans = HashSet::new();
     let mut vlans = 0;
-    for l in o
-        .links
-        .iter()
-        .filter(|l| is_our_link(&l.name, l.alias.as_deref()))
-    {
+    for l in o.links.iter().filter(|l| l.is_ours()) {
         match l.kind {
             LinkKind::Bridge => {
                 bridges.insert(l.index);

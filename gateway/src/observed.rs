@@ -4,6 +4,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::desired::is_our_link;
 use crate::learning::BridgeFdbEntry;
 use crate::mac::MacAddr;
 
@@ -57,6 +58,18 @@ pub struct ObservedLink {
     pub up: bool,
     /// Bridge port flag `neigh_suppress`, when the link is a bridge port.
     pub neigh_suppress: Option<bool>,
+}
+
+impl ObservedLink {
+    /// Made by Bridgehead ([`is_our_link`]): only such links are ever deleted.
+    pub fn is_ours(&self) -> bool {
+        is_our_link(&self.name, self.alias.as_deref())
+    }
+
+    /// One of our per-VNI bridges.
+    pub fn is_our_bridge(&self) -> bool {
+        self.kind == LinkKind::Bridge && self.is_ours()
+    }
 }
 
 /// Where an FDB entry of a VXLAN device sends frames.

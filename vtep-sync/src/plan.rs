@@ -265,6 +265,25 @@ impl Builder {
         self.touched.insert(uuid);
     }
 
+    /// Of the rows holding one desired entry, keeps one (the first that
+    /// `matches`, else the first, to be corrected in place) and deletes the
+    /// others; `None` when there is none.
+    fn keep_one<'r, T>(
+        &mut self,
+        table: &str,
+        rows: &'r [T],
+        uuid: impl Fn(&T) -> Uuid,
+        matches: impl Fn(&T) -> bool,
+    ) -> Option<&'r T> {
+        let keep = rows.iter().position(matches).unwrap_or(0);
+        for (i, dup) in rows.iter().enumerate() {
+            if i != keep {
+                self.delete(table, uuid(dup));
+            }
+        }
+        rows.get(keep)
+    }
+
     /// Fails the transaction unless `columns` of the row still hold `row`.
     fn guard(&mut self, table: &str, uuid: Uuid, row: Row) {
         self.guards.push(Operation::wait(
@@ -551,11 +570,7 @@ pub fn plan(
             let matches = |m: &UcastMacsRemote| {
                 loc_ip.get(&m.locator) == Some(&t.locator) && m.ipaddr == ipaddr
             };
-            let keep = existing
-                .iter()
-                .position(matches)
-                .or(if existing.is_empty() { None } else { Some(0) });
-            match keep {
+            match b.keep_one(UcastMacsRemote::TABLE, &existing, |m| m.uuid, matches) {
                 None => {
                     let loc = b.locator(t.locator);
                     b.changes.push(Operation::insert(
@@ -564,26 +579,19 @@ pub fn plan(
                     ));
                     b.counts.inserts += 1;
                 }
-                Some(i) => {
-                    let row = &existing[i];
-                    if !matches(row) {
-                        // A MAC move: one update of the same row, no gap.
-                        let loc = b.locator(t.locator);
-                        b.update(
-                            UcastMacsRemote::TABLE,
-                            row.uuid,
-                            Row::from([
-                                ("locator".to_owned(), Datum::Atom(loc)),
-                                ("ipaddr".to_owned(), ipaddr.clone().into()),
-                            ]),
-                        );
-                    }
-                    for (j, dup) in existing.iter().enumerate() {
-                        if j != i {
-                            b.delete(UcastMacsRemote::TABLE, dup.uuid);
-                        }
-                    }
+                Some(row) if !matches(row) => {
+                    // A MAC move: one update of the same row, no gap.
+                    let loc = b.locator(t.locator);
+                    b.update(
+                        UcastMacsRemote::TABLE,
+                        row.uuid,
+                        Row::from([
+                            ("locator".to_owned(), Datum::Atom(loc)),
+                            ("ipaddr".to_owned(), ipaddr.clone().into()),
+                        ]),
+                    );
                 }
+                Some(_) => {}
             }
         }
     }
@@ -620,11 +628,7 @@ pub fn plan(
             continue;
         }
         let matches = |m: &McastMacsRemote| set_ips.get(&m.locator_set) == Some(&want);
-        let keep = existing
-            .iter()
-            .position(matches)
-            .or(if existing.is_empty() { None } else { Some(0) });
-        match keep {
+        match b.keep_one(McastMacsRemote::TABLE, &existing, |m| m.uuid, matches) {
             None => {
                 let set = b.locator_set(&want);
                 b.changes.push(Operation::insert(
@@ -633,22 +637,15 @@ pub fn plan(
                 ));
                 b.counts.inserts += 1;
             }
-            Some(i) => {
-                let row = &existing[i];
-                if !matches(row) {
-                    let set = b.locator_set(&want);
-                    b.update(
-                        McastMacsRemote::TABLE,
-                        row.uuid,
-                        Row::from([("locator_set".to_owned(), Datum::Atom(set))]),
-                    );
-                }
-                for (j, dup) in existing.iter().enumerate() {
-                    if j != i {
-                        b.delete(McastMacsRemote::TABLE, dup.uuid);
-                    }
-                }
+            Some(row) if !matches(row) => {
+                let set = b.locator_set(&want);
+                b.update(
+                    McastMacsRemote::TABLE,
+                    row.uuid,
+                    Row::from([("locator_set".to_owned(), Datum::Atom(set))]),
+                );
             }
+            Some(_) => {}
         }
     }
     for rows in mcast.into_values() {
