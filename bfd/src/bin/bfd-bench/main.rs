@@ -4,8 +4,10 @@
 //! single-hop session without an interface by the peer address alone, so
 //! only multihop gives both implementations N sessions between two hosts).
 //! Prints CPU per
-//! process (percent of one core), packets per second and false Down events
-//! side by side. Needs root, iproute2 and (for the comparison) frr.
+//! process (percent of one core, and its kernel part), the whole machine's
+//! busy and softirq time (host%/si%, percent of one core summed over cores:
+//! the kernel's packet work outside both processes shows there), packets
+//! per second and false Down events side by side. Needs root, iproute2 and (for the comparison) frr.
 //!
 //! Not a test: it runs for minutes. Build and run:
 //!
@@ -119,6 +121,7 @@ fn run(args: Args) -> Result<()> {
                         sessions: n,
                         bring_up: None,
                         sides: Default::default(),
+                        host: Default::default(),
                         note: format!("failed: {e:#}"),
                     });
                 }
@@ -138,13 +141,15 @@ fn run(args: Args) -> Result<()> {
 
 fn print_rows(rows: &[Outcome]) {
     println!(
-        "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7} {:>9} {:>9} {:>6} {:>8} note",
+        "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7} {:>6} {:>9} {:>9} {:>9} {:>6} {:>8} note",
         "sessions",
         "impl",
         "side",
         "bring-up",
         "up start/min/end",
         "cpu%",
+        "sys%",
+        "host%/si%",
         "tx pps",
         "rx pps",
         "false",
@@ -153,7 +158,7 @@ fn print_rows(rows: &[Outcome]) {
     for o in rows {
         for (i, s) in o.sides.iter().enumerate() {
             println!(
-                "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7.1} {:>9.0} {:>9.0} {:>6} {:>8} {}",
+                "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7.1} {:>6.1} {:>9} {:>9.0} {:>9.0} {:>6} {:>8} {}",
                 o.sessions,
                 o.implementation,
                 ["A", "B"][i],
@@ -161,6 +166,12 @@ fn print_rows(rows: &[Outcome]) {
                     .map_or("-".into(), |d| format!("{:.1}s", d.as_secs_f64())),
                 format!("{}/{}/{}", s.up_start, s.up_min, s.up_end),
                 s.cpu_pct,
+                s.sys_pct,
+                if i == 0 {
+                    format!("{:.0}/{:.0}", o.host.busy_pct, o.host.softirq_pct)
+                } else {
+                    String::new()
+                },
                 s.tx_pps,
                 s.rx_pps,
                 s.false_downs,

@@ -36,8 +36,10 @@ pub struct SideResult {
     pub up_min: u64,
     /// Sessions Up at the end.
     pub up_end: u64,
-    /// CPU of the process, percent of one core.
+    /// CPU of the process, percent of one core (user + system).
     pub cpu_pct: f64,
+    /// The system (kernel) part of `cpu_pct`.
+    pub sys_pct: f64,
     /// Packets sent per second.
     pub tx_pps: f64,
     /// Packets received per second.
@@ -46,6 +48,17 @@ pub struct SideResult {
     pub false_downs: u64,
     /// UDP receive-buffer overflows in the namespace during the measurement.
     pub rcvbuf_errors: u64,
+}
+
+/// The whole machine during one measurement, percent of one core (so a
+/// 2-core machine tops out at 200).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostResult {
+    /// Every core's busy time: both sides, the kernel's packet work outside
+    /// them (softirq), and anything else running.
+    pub busy_pct: f64,
+    /// Of that, softirq.
+    pub softirq_pct: f64,
 }
 
 /// One implementation at one session count.
@@ -59,6 +72,8 @@ pub struct Outcome {
     pub bring_up: Option<Duration>,
     /// Side A, side B.
     pub sides: [SideResult; 2],
+    /// The whole machine during the measurement.
+    pub host: HostResult,
     /// Why a run did not hold up, if it did not.
     pub note: String,
 }
@@ -84,20 +99,54 @@ impl Proc {
     }
 }
 
-/// utime + stime of a process, seconds.
-fn cpu_seconds(pid: u32) -> f64 {
+/// CPU time of a process, seconds.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cpu {
+    user: f64,
+    sys: f64,
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64
+}
+
+/// utime and stime of a process.
+fn cpu_seconds(pid: u32) -> Cpu {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
+        return Cpu::default();
     };
     // Fields after the command name (which may hold spaces) start at field 3.
     let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-        return 0.0;
+        return Cpu::default();
     };
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    (ticks(11) + ticks(12)) as f64 / hz
+    let hz = clock_ticks_per_second();
+    Cpu {
+        user: ticks(11) as f64 / hz,
+        sys: ticks(12) as f64 / hz,
+    }
+}
+
+/// The whole machine's CPU from /proc/stat, seconds summed over cores:
+/// (busy, softirq). Busy is everything but idle and iowait; it includes
+/// the softirq time the kernel spends on packets outside any process.
+fn host_cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0.0, 0.0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let get = |i: usize| v.get(i).copied().unwrap_or(0);
+    let hz = clock_ticks_per_second();
+    // user nice system idle iowait irq softirq steal ...
+    let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
+    (busy as f64 / hz, get(6) as f64 / hz)
 }
 
 /// Counters read from one side at one moment.
@@ -109,9 +158,9 @@ struct Sample {
     rx: u64,
     /// CPU seconds read before the query (the query's own cost excluded
     /// from the end sample)...
-    cpu_before: f64,
+    cpu_before: Cpu,
     /// ...and after it (excluded from the start sample).
-    cpu_after: f64,
+    cpu_after: Cpu,
     rcvbuf: u64,
 }
 
@@ -120,7 +169,10 @@ fn side_result(a: &Sample, b: &Sample, up_min: u64, secs: f64) -> SideResult {
         up_start: a.up,
         up_min,
         up_end: b.up,
-        cpu_pct: (b.cpu_before - a.cpu_after) / secs * 100.0,
+        cpu_pct: (b.cpu_before.user + b.cpu_before.sys - a.cpu_after.user - a.cpu_after.sys)
+            / secs
+            * 100.0,
+        sys_pct: (b.cpu_before.sys - a.cpu_after.sys) / secs * 100.0,
         tx_pps: (b.tx - a.tx) as f64 / secs,
         rx_pps: (b.rx - a.rx) as f64 / secs,
         false_downs: b.downs.saturating_sub(a.downs),
@@ -156,8 +208,9 @@ fn measure(
     duration: Duration,
     mut sample: impl FnMut(usize) -> Result<Sample>,
     cheap_up: bool,
-) -> Result<[SideResult; 2]> {
+) -> Result<([SideResult; 2], HostResult)> {
     let t0 = Instant::now();
+    let host0 = host_cpu_seconds();
     let start = [sample(0)?, sample(1)?];
     let mut up_min = [start[0].up, start[1].up];
     let end_at = t0 + duration;
@@ -169,14 +222,21 @@ fn measure(
     }
     std::thread::sleep(end_at.saturating_duration_since(Instant::now()));
     let end = [sample(0)?, sample(1)?];
+    let host1 = host_cpu_seconds();
     let secs = t0.elapsed().as_secs_f64();
     for (m, e) in up_min.iter_mut().zip(&end) {
         *m = (*m).min(e.up);
     }
-    Ok([
-        side_result(&start[0], &end[0], up_min[0], secs),
-        side_result(&start[1], &end[1], up_min[1], secs),
-    ])
+    Ok((
+        [
+            side_result(&start[0], &end[0], up_min[0], secs),
+            side_result(&start[1], &end[1], up_min[1], secs),
+        ],
+        HostResult {
+            busy_pct: (host1.0 - host0.0) / secs * 100.0,
+            softirq_pct: (host1.1 - host0.1) / secs * 100.0,
+        },
+    ))
 }
 
 fn ns_command(ns: &str, argv: &[&str], log: &Path) -> Result<Command> {
@@ -265,7 +325,7 @@ pub fn run_bridgehead(
         })
     };
     let up = bring_up(n, p.bring_up_timeout, &mut sample)?;
-    let sides = measure(p.duration, &mut sample, true)?;
+    let (sides, host) = measure(p.duration, &mut sample, true)?;
     Ok(Outcome {
         implementation: "bridgehead",
         sessions: n,
@@ -276,6 +336,7 @@ pub fn run_bridgehead(
             String::new()
         },
         sides,
+        host,
     })
 }
 
@@ -404,7 +465,7 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
     };
     let up = bring_up(n, p.bring_up_timeout, &mut sample)?;
     // vtysh walks every peer: sample only at the start and the end.
-    let sides = measure(p.duration, &mut sample, false)?;
+    let (sides, host) = measure(p.duration, &mut sample, false)?;
     Ok(Outcome {
         implementation: "frr-bfdd",
         sessions: n,
@@ -415,5 +476,6 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
             String::new()
         },
         sides,
+        host,
     })
 }
