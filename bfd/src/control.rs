@@ -9,6 +9,7 @@ use crate::packet::Diagnostic;
 use crate::session::{Event, Status};
 use crate::stats::Snapshot;
 use crate::udp::Driver;
+use crate::vxlan::VxlanFlavor;
 use futures::channel::oneshot;
 use std::future::Future;
 use std::io;
@@ -34,7 +35,7 @@ enum Command {
     Statuses(Reply<Vec<(u32, PeerKey, Status)>>),
     Counters(Reply<Counters>),
     Snapshot(Reply<Snapshot>),
-    AttachVxlan(String, PeerKey, Reply<io::Result<()>>),
+    AttachVxlan(String, PeerKey, VxlanFlavor, Reply<io::Result<()>>),
     Stop,
 }
 
@@ -258,12 +259,17 @@ impl Handle {
         self.request(Command::Snapshot)
     }
 
-    /// Opens VNI 0 device `ifname` for VXLAN sessions toward `peer.remote`
-    /// (see [`crate::udp::Driver::attach_vxlan`]); a device already attached
-    /// for that remote is kept.
-    pub fn attach_vxlan(&self, ifname: &str, peer: PeerKey) -> Result<(), ControlError> {
+    /// Opens VXLAN device `ifname` (in the BFD VNI of `flavor`) for VXLAN
+    /// sessions toward `peer.remote` (see [`crate::udp::Driver::attach_vxlan`]);
+    /// a device already attached for that remote is kept.
+    pub fn attach_vxlan(
+        &self,
+        ifname: &str,
+        peer: PeerKey,
+        flavor: VxlanFlavor,
+    ) -> Result<(), ControlError> {
         Ok(self
-            .request(|r| Command::AttachVxlan(ifname.to_owned(), peer, r))
+            .request(|r| Command::AttachVxlan(ifname.to_owned(), peer, flavor, r))
             .wait()??)
     }
 
@@ -308,11 +314,11 @@ impl Control {
                 Ok(Command::Snapshot(r)) => {
                     let _ = r.send(d.snapshot());
                 }
-                Ok(Command::AttachVxlan(ifname, peer, r)) => {
+                Ok(Command::AttachVxlan(ifname, peer, flavor, r)) => {
                     let res = if d.has_vxlan(peer.remote) {
                         Ok(())
                     } else {
-                        d.attach_vxlan(&ifname, peer)
+                        d.attach_vxlan(&ifname, peer, flavor)
                     };
                     let _ = r.send(res);
                 }

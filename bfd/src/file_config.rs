@@ -21,8 +21,17 @@
 //! [[peer]]
 //! local = "198.18.0.10"    # our underlay address on the device
 //! remote = "198.18.0.30"   # the switch's tunnel IP
-//! mode = "vxlan"           # BFD inside VXLAN VNI 0 (Open vSwitch / hardware_vtep)
+//! mode = "vxlan"           # BFD inside VXLAN
+//! vxlan_flavor = "ovs"     # default: VNI 0, Open vSwitch / hardware_vtep convention
 //! vxlan_device = "vxbfd"   # an existing VNI 0 device toward that switch
+//!
+//! [[peer]]
+//! local = "198.18.0.10"
+//! remote = "198.18.0.40"
+//! mode = "vxlan"
+//! vxlan_flavor = "rfc8971" # RFC 8971 BFD for VXLAN
+//! management_vni = 777     # required for rfc8971: 1..=16777215, no tenant uses it
+//! vxlan_device = "vxmgmt"  # an existing device with id 777 toward that VTEP
 //! [peer.auth]
 //! type = "meticulous-keyed-sha1"
 //! key_id = 1
@@ -32,6 +41,7 @@
 use crate::auth::{AuthKey, AuthType};
 use crate::config::{MAX_INTERVAL, SessionConfig};
 use crate::manager::{Encap, ManagerConfig, PeerKey};
+use crate::vxlan::{MAX_VNI, VxlanFlavor};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -118,8 +128,18 @@ pub enum Mode {
     SingleHop,
     /// RFC 5883, UDP 4784.
     Multihop,
-    /// Inside VXLAN VNI 0, the Open vSwitch / hardware_vtep convention.
+    /// Inside VXLAN, in the convention `vxlan_flavor` names.
     Vxlan,
+}
+
+/// Which BFD-in-VXLAN convention a peer speaks, as written in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlavorName {
+    /// VNI 0, the Open vSwitch / hardware_vtep convention.
+    Ovs,
+    /// RFC 8971 in a Management VNI.
+    Rfc8971,
 }
 
 impl Mode {
@@ -163,8 +183,12 @@ pub struct PeerSection {
     /// §6.1 passive role: wait for the remote to speak first.
     #[serde(default)]
     pub passive: bool,
-    /// The VNI 0 VXLAN device (mode `vxlan` only).
+    /// The VXLAN device in the BFD VNI (mode `vxlan` only).
     pub vxlan_device: Option<String>,
+    /// BFD-in-VXLAN convention (mode `vxlan` only; default `ovs`).
+    pub vxlan_flavor: Option<FlavorName>,
+    /// RFC 8971 Management VNI (`vxlan_flavor = "rfc8971"` only, required there).
+    pub management_vni: Option<u32>,
     /// Authentication (§6.7).
     pub auth: Option<AuthSection>,
 }
@@ -221,8 +245,10 @@ pub struct Peer {
     pub key: PeerKey,
     /// Timing, role and authentication.
     pub session: SessionConfig,
-    /// The VNI 0 device of a VXLAN session.
+    /// The VXLAN device of a VXLAN session.
     pub vxlan_device: Option<String>,
+    /// The convention of a VXLAN session (OVS for every other mode).
+    pub vxlan_flavor: VxlanFlavor,
 }
 
 /// A validated file: instance settings and sessions.
@@ -377,6 +403,28 @@ impl FileConfig {
                 }
                 _ => {}
             }
+            let vxlan_flavor = match (p.mode, p.vxlan_flavor, p.management_vni) {
+                (Mode::SingleHop | Mode::Multihop, Some(_), _) => {
+                    bad(at("vxlan_flavor"), "only for mode vxlan");
+                    VxlanFlavor::OvsVtep
+                }
+                (_, Some(FlavorName::Rfc8971), None) => {
+                    bad(at("management_vni"), "required for vxlan_flavor rfc8971");
+                    VxlanFlavor::OvsVtep
+                }
+                (_, Some(FlavorName::Rfc8971), Some(vni)) if vni == 0 || vni > MAX_VNI => {
+                    bad(at("management_vni"), "must be 1..=16777215");
+                    VxlanFlavor::OvsVtep
+                }
+                (_, Some(FlavorName::Rfc8971), Some(vni)) => VxlanFlavor::Rfc8971 {
+                    management_vni: vni,
+                },
+                (_, None | Some(FlavorName::Ovs), Some(_)) => {
+                    bad(at("management_vni"), "only for vxlan_flavor rfc8971");
+                    VxlanFlavor::OvsVtep
+                }
+                (_, None | Some(FlavorName::Ovs), None) => VxlanFlavor::OvsVtep,
+            };
             let auth = p.auth.as_ref().and_then(|a| {
                 let Some(t) = auth_type(&a.auth_type) else {
                     bad(
@@ -437,6 +485,7 @@ impl FileConfig {
                     auth,
                 },
                 vxlan_device: p.vxlan_device.clone(),
+                vxlan_flavor,
             });
         }
         if !errs.is_empty() {
@@ -513,6 +562,13 @@ mod tests {
             remote = "127.0.0.3"
             mode = "vxlan"
             vxlan_device = "vxbfd"
+            [[peer]]
+            local = "127.0.0.1"
+            remote = "127.0.0.4"
+            mode = "vxlan"
+            vxlan_flavor = "rfc8971"
+            management_vni = 16777215
+            vxlan_device = "vxmgmt"
             "#,
         )
         .unwrap()
@@ -520,7 +576,7 @@ mod tests {
         .unwrap();
         assert_eq!(v.bind, Ipv4Addr::new(127, 0, 0, 1));
         assert_eq!(v.manager.src_port_base, 50000);
-        assert_eq!(v.peers.len(), 3);
+        assert_eq!(v.peers.len(), 4);
         let a = &v.peers[0];
         assert_eq!(a.name, "a");
         assert_eq!(a.key.encap, Encap::SingleHop);
@@ -536,6 +592,49 @@ mod tests {
             (AuthType::MeticulousKeyedSha1, 7)
         );
         assert_eq!(v.peers[2].vxlan_device.as_deref(), Some("vxbfd"));
+        assert_eq!(v.peers[2].vxlan_flavor, VxlanFlavor::OvsVtep);
+        assert_eq!(v.peers[3].vxlan_device.as_deref(), Some("vxmgmt"));
+        assert_eq!(
+            v.peers[3].vxlan_flavor,
+            VxlanFlavor::Rfc8971 {
+                management_vni: 16777215
+            }
+        );
+    }
+
+    #[test]
+    fn vxlan_flavor_and_management_vni_are_checked() {
+        let peer = |i: u8, extra: &str| {
+            format!(
+                "[[peer]]\nlocal=\"10.0.0.1\"\nremote=\"10.0.0.{i}\"\nvxlan_device=\"vx{i}\"\n{extra}\n"
+            )
+        };
+        let text = [
+            peer(2, "mode=\"vxlan\"\nvxlan_flavor=\"rfc8971\""),
+            peer(3, "mode=\"vxlan\"\nvxlan_flavor=\"rfc8971\"\nmanagement_vni=0"),
+            peer(4, "mode=\"vxlan\"\nvxlan_flavor=\"rfc8971\"\nmanagement_vni=16777216"),
+            peer(5, "mode=\"vxlan\"\nvxlan_flavor=\"ovs\"\nmanagement_vni=7"),
+            peer(6, "mode=\"vxlan\"\nmanagement_vni=7"),
+            "[[peer]]\nlocal=\"10.0.0.1\"\nremote=\"10.0.0.7\"\nmode=\"single-hop\"\nvxlan_flavor=\"rfc8971\"\n".to_owned(),
+            peer(8, "mode=\"vxlan\"\nvxlan_flavor=\"rfc8971\"\nmanagement_vni=1"),
+        ]
+        .concat();
+        let fields = invalid(&text);
+        assert_eq!(
+            fields,
+            [
+                "peer[0].management_vni",
+                "peer[1].management_vni",
+                "peer[2].management_vni",
+                "peer[3].management_vni",
+                "peer[4].management_vni",
+                "peer[5].vxlan_flavor",
+            ]
+        );
+        match FileConfig::parse(&peer(9, "mode=\"vxlan\"\nvxlan_flavor=\"geneve\"")) {
+            Err(FileConfigError::Parse(m)) => assert!(m.contains("geneve"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -32,7 +32,15 @@ use thiserror::Error;
 pub struct MetricsError(#[from] prometheus::Error);
 
 /// Drop reasons, the bounded values of `bfd_packets_dropped_total{reason}`.
-pub const DROP_REASONS: [&str; 5] = ["malformed", "no_session", "ttl", "rejected", "send_error"];
+/// `vxlan_frame`: a frame from a VXLAN device its flavor refuses.
+pub const DROP_REASONS: [&str; 6] = [
+    "malformed",
+    "no_session",
+    "ttl",
+    "rejected",
+    "send_error",
+    "vxlan_frame",
+];
 
 /// The registry with the BFD collector in it; share it with other metrics of
 /// the daemon through [`Metrics::registry`].
@@ -212,6 +220,7 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
                 c.ttl,
                 c.rejected,
                 s.io.send_errors,
+                s.io.vxlan_rejected,
             ])
             .map(|(l, v)| labelled("reason", l, counter(v)))
             .collect(),
@@ -281,6 +290,7 @@ mod tests {
         s.counters.detections = 1;
         s.io.send_packets = 11;
         s.io.send_errors = 4;
+        s.io.vxlan_rejected = 5;
         s.lag.observe(Duration::from_micros(700));
         s.lag.observe(Duration::from_secs(3));
         m.update(&s);
@@ -292,6 +302,7 @@ mod tests {
             "bfd_packets_sent_total 11",
             r#"bfd_packets_dropped_total{reason="ttl"} 2"#,
             r#"bfd_packets_dropped_total{reason="send_error"} 4"#,
+            r#"bfd_packets_dropped_total{reason="vxlan_frame"} 5"#,
             "bfd_detections_total 1",
             r#"bfd_event_loop_lag_seconds_bucket{le="0.0005"} 0"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.001"} 1"#,

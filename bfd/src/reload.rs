@@ -41,7 +41,8 @@ impl ReloadPlan {
             let same_rest = a.passive == b.passive
                 && a.control_plane_independent == b.control_plane_independent
                 && a.auth == b.auth
-                && o.vxlan_device == p.vxlan_device;
+                && o.vxlan_device == p.vxlan_device
+                && o.vxlan_flavor == p.vxlan_flavor;
             if !same_rest {
                 plan.replace.push(p.clone());
             } else if !same_timing {
@@ -88,6 +89,7 @@ mod tests {
             },
             session: SessionConfig::default(),
             vxlan_device: None,
+            vxlan_flavor: Default::default(),
         }
     }
 

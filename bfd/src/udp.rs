@@ -7,14 +7,17 @@
 //! `recvmmsg`/`sendmmsg`, a batch per system call. The only clock reads of
 //! the crate are here.
 //!
-//! IPv4 only. BFD inside VXLAN goes through kernel VNI 0 devices attached
-//! with [`Driver::attach_vxlan`] (see [`crate::vxlan_link`]).
+//! IPv4 only. BFD inside VXLAN goes through kernel VXLAN devices in the BFD
+//! VNI (VNI 0 for the OVS convention, the Management VNI for RFC 8971)
+//! attached with [`Driver::attach_vxlan`] (see [`crate::vxlan_link`]); their
+//! frames also leave in one `sendmmsg` per device and flush.
 
 use crate::control::{Control, EventSink};
 use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
 use crate::stats::Snapshot;
-use crate::vxlan_link::VxlanLink;
+use crate::vxlan::VxlanFlavor;
+use crate::vxlan_link::{Frame, VxlanLink};
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -69,6 +72,10 @@ pub struct IoStats {
     pub send_packets: u64,
     /// Datagrams dropped because a send failed (buffer full, no route...).
     pub send_errors: u64,
+    /// Frames read from a VXLAN device that its flavor refuses (not BFD,
+    /// a bad checksum, RFC 8971's MAC or 127/8 checks); inner-TTL failures
+    /// are the manager's GTSM drops instead.
+    pub vxlan_rejected: u64,
     /// Loop wake-ups.
     pub wakeups: u64,
 }
@@ -170,12 +177,18 @@ impl Driver {
         })
     }
 
-    /// Serves BFD inside VXLAN through the VNI 0 device `ifname` (see
-    /// [`crate::vxlan_link`]): sessions with `Encap::Vxlan`, remote `peer.remote`
-    /// and local `peer.local` (the device's underlay addresses) then use it.
-    pub fn attach_vxlan(&mut self, ifname: &str, peer: PeerKey) -> io::Result<()> {
+    /// Serves BFD inside VXLAN through device `ifname`, in the BFD VNI of
+    /// `flavor` (see [`crate::vxlan_link`]): sessions with `Encap::Vxlan`,
+    /// remote `peer.remote` and local `peer.local` (the device's underlay
+    /// addresses) then use it.
+    pub fn attach_vxlan(
+        &mut self,
+        ifname: &str,
+        peer: PeerKey,
+        flavor: VxlanFlavor,
+    ) -> io::Result<()> {
         self.vxlan
-            .push(VxlanLink::open(ifname, peer.remote, peer.local)?);
+            .push(VxlanLink::open(ifname, peer.remote, peer.local, flavor)?);
         Ok(())
     }
 
@@ -233,7 +246,7 @@ impl Driver {
         }
     }
 
-    /// A VNI 0 device toward `remote` is attached.
+    /// A VXLAN device toward `remote` is attached.
     pub fn has_vxlan(&self, remote: IpAddr) -> bool {
         self.vxlan.iter().any(|l| l.remote == remote)
     }
@@ -338,7 +351,15 @@ impl Driver {
     fn drain_vxlan(&mut self, i: usize) -> io::Result<()> {
         let mut buf = [0u8; MAX_LEN];
         while let Some(got) = self.vxlan[i].recv(&mut buf)? {
-            let Some((ttl, n)) = got else { continue };
+            let (ttl, n) = match got {
+                Frame::Bfd { ttl, len } => (ttl, len),
+                Frame::Outgoing => continue,
+                Frame::Rejected(e) => {
+                    self.stats.vxlan_rejected += 1;
+                    tracing::debug!(remote = %self.vxlan[i].remote, error = %e, "vxlan frame dropped");
+                    continue;
+                }
+            };
             self.stats.recv_calls += 1;
             self.stats.recv_packets += 1;
             let d = Datagram {
@@ -353,8 +374,8 @@ impl Driver {
         Ok(())
     }
 
-    /// Sends everything queued, one `sendmmsg` per source port and batch;
-    /// VXLAN sessions go out on their device one frame at a time.
+    /// Sends everything queued, one `sendmmsg` per source port and batch,
+    /// and one per VXLAN device for its sessions' frames.
     fn flush(&mut self) {
         if self.manager.pending_transmits() == 0 {
             return;
@@ -364,19 +385,24 @@ impl Driver {
         list.clear();
         while let Some(t) = self.manager.poll_transmit() {
             if t.peer.encap == Encap::Vxlan {
-                self.stats.send_calls += 1;
-                match self
+                let queued = self
                     .vxlan
-                    .iter()
+                    .iter_mut()
                     .find(|l| l.remote == t.peer.remote)
-                    .map(|l| l.send(&t))
-                {
-                    Some(Ok(())) => self.stats.send_packets += 1,
-                    _ => self.stats.send_errors += 1,
+                    .is_some_and(|l| l.queue(&t));
+                if !queued {
+                    self.stats.send_errors += 1;
                 }
                 continue;
             }
             list.push(t);
+        }
+        for link in &mut self.vxlan {
+            let queued = link.queued();
+            let (calls, sent) = link.send_queued();
+            self.stats.send_calls += calls;
+            self.stats.send_packets += sent as u64;
+            self.stats.send_errors += (queued - sent) as u64;
         }
         list.sort_unstable_by_key(|t| t.src_port);
         let set_source = self.config.local.is_unspecified();

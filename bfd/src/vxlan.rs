@@ -1,6 +1,19 @@
-//! BFD inside VXLAN in the Open vSwitch / hardware_vtep convention: the BFD
-//! Control packet rides in a complete inner Ethernet/IPv4/UDP frame in VNI 0
-//! with link-local addresses. A switch (OVS, ovs-vtep) owns 169.254.1.1: it
+//! BFD inside VXLAN, in two flavours ([`VxlanFlavor`]). Both carry the BFD
+//! Control packet in a complete inner Ethernet/IPv4/UDP frame to port 3784
+//! with TTL 255; they differ in the VNI and the inner addresses.
+//!
+//! RFC 8971 (BFD for VXLAN): a configured Management VNI that carries no
+//! tenant traffic (§3); inner destination MAC 00-00-5E-00-52-02, the IANA
+//! "BFD for VXLAN" address (§7; §3.1's "00-52-02" as corrected by erratum
+//! 6427); inner source MAC and IP the sending VTEP's own; inner destination
+//! IP from 127/8 (we use 127.0.0.1), so the frame can never be routed on if
+//! it escapes decapsulation. On receipt (§4) the frame must be in the
+//! Management VNI and the inner UDP port and TTL (GTSM, RFC 5881 §5) must
+//! be validated; [`parse_rfc8971`] checks those, the MAC and the 127/8
+//! destination, each failure its own [`VxlanError`].
+//!
+//! The Open vSwitch / hardware_vtep convention uses VNI 0 and link-local
+//! addresses. A switch (OVS, ovs-vtep) owns 169.254.1.1: it
 //! sends from it, to `bfd_config_remote:bfd_dst_ip` at MAC
 //! `bfd_config_remote:bfd_dst_mac`, and accepts BFD addressed to 169.254.1.1
 //! at MAC 00:23:20:00:00:01 (`bfd_config_local`). The far end, us, is
@@ -31,8 +44,69 @@ pub const SWITCH_BFD_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
 /// Our BFD address (vtep(5) `bfd_config_local:bfd_dst_ip` default): our inner
 /// source, and where we have the switch send.
 pub const LOCAL_BFD_IP: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 0);
-/// The VNI BFD travels in.
+/// The VNI BFD travels in (OVS convention).
 pub const BFD_VNI: u32 = 0;
+/// RFC 8971 inner destination MAC: IANA's "BFD for VXLAN" unicast address.
+pub const RFC8971_DST_MAC: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x52, 0x02];
+/// RFC 8971 inner destination IP: §3.1 takes it from 127/8.
+pub const RFC8971_DST_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+/// Largest VNI (24 bits).
+pub const MAX_VNI: u32 = 0x00ff_ffff;
+
+/// Which BFD-in-VXLAN convention a link speaks: a property of the device,
+/// not of the session (the manager sees one `Encap::Vxlan` either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum VxlanFlavor {
+    /// Open vSwitch / hardware_vtep: VNI 0, 169.254.1.0 -> 169.254.1.1.
+    #[default]
+    OvsVtep,
+    /// RFC 8971: the Management VNI, VTEP address -> 127.0.0.1.
+    Rfc8971 {
+        /// The Management VNI (1..=16777215, not used by any tenant).
+        management_vni: u32,
+    },
+}
+
+impl VxlanFlavor {
+    /// The VNI BFD travels in.
+    pub fn vni(self) -> u32 {
+        match self {
+            VxlanFlavor::OvsVtep => BFD_VNI,
+            VxlanFlavor::Rfc8971 { management_vni } => management_vni,
+        }
+    }
+
+    /// Inner headers of a frame we send from `src_mac` (our device) and
+    /// `vtep_ip` (our underlay address; only RFC 8971 carries it) with the
+    /// session's fixed source port.
+    pub fn inner(self, src_mac: [u8; 6], vtep_ip: Ipv4Addr, src_port: u16) -> UdpIpv4Repr {
+        match self {
+            VxlanFlavor::OvsVtep => ovs_inner(src_mac, src_port),
+            VxlanFlavor::Rfc8971 { .. } => rfc8971_inner(src_mac, vtep_ip, src_port),
+        }
+    }
+
+    /// Receive checks on the inner headers of a decapsulated frame. OVS: the
+    /// UDP port only (the manager applies GTSM). RFC 8971 §4: the UDP port,
+    /// the IANA MAC, a 127/8 destination and TTL 255.
+    pub fn check_inner(self, inner: &UdpIpv4Repr) -> Result<(), VxlanError> {
+        if inner.dst_port != BFD_CONTROL_PORT {
+            return Err(VxlanError::NotBfd(inner.dst_port));
+        }
+        if let VxlanFlavor::Rfc8971 { .. } = self {
+            if inner.dst_mac != RFC8971_DST_MAC {
+                return Err(VxlanError::WrongDstMac(inner.dst_mac));
+            }
+            if !inner.dst_ip.is_loopback() {
+                return Err(VxlanError::DstNotLoopback(inner.dst_ip));
+            }
+            if inner.ttl != 255 {
+                return Err(VxlanError::Ttl(inner.ttl));
+            }
+        }
+        Ok(())
+    }
+}
 
 const FLAG_I: u8 = 0x08;
 
@@ -51,6 +125,26 @@ pub enum VxlanError {
     /// Inner UDP destination port is not BFD's.
     #[error("inner UDP port {0} is not BFD")]
     NotBfd(u16),
+    /// RFC 8971 §4: not the Management VNI.
+    #[error("VNI {got} is not the management VNI {want}")]
+    WrongVni {
+        /// VNI received.
+        got: u32,
+        /// The configured Management VNI.
+        want: u32,
+    },
+    /// RFC 8971: inner destination MAC is not 00-00-5E-00-52-02.
+    #[error("inner destination MAC {0:02x?} is not BFD for VXLAN's")]
+    WrongDstMac([u8; 6]),
+    /// RFC 8971 §3.1: inner destination IP outside 127/8.
+    #[error("inner destination {0} is not in 127/8")]
+    DstNotLoopback(Ipv4Addr),
+    /// RFC 8971 §4 with RFC 5881 §5 (GTSM): inner TTL not 255.
+    #[error("inner TTL {0} is not 255")]
+    Ttl(u8),
+    /// The inner UDP payload is longer than any BFD Control packet.
+    #[error("inner payload of {0} bytes is longer than a BFD packet")]
+    Oversized(usize),
 }
 
 /// VXLAN header view (RFC 7348 §5).
@@ -102,6 +196,21 @@ pub fn ovs_inner(src_mac: [u8; 6], src_port: u16) -> UdpIpv4Repr {
     }
 }
 
+/// Headers of an RFC 8971 inner frame (§3.1): our device MAC to
+/// 00-00-5E-00-52-02, our VTEP address `vtep_ip` to 127.0.0.1, TTL 255, the
+/// session's source port (RFC 5881 §4) to 3784.
+pub fn rfc8971_inner(src_mac: [u8; 6], vtep_ip: Ipv4Addr, src_port: u16) -> UdpIpv4Repr {
+    UdpIpv4Repr {
+        src_mac,
+        dst_mac: RFC8971_DST_MAC,
+        src_ip: vtep_ip,
+        dst_ip: RFC8971_DST_IP,
+        ttl: 255,
+        src_port,
+        dst_port: BFD_CONTROL_PORT,
+    }
+}
+
 /// Bytes [`emit`] writes for a BFD packet of `bfd_len` bytes.
 pub fn buffer_len(bfd_len: usize) -> usize {
     VXLAN_HEADER_LEN + UdpIpv4Repr::buffer_len(bfd_len)
@@ -132,4 +241,23 @@ pub fn parse(payload: &[u8]) -> Result<(u32, UdpIpv4Repr, &[u8]), VxlanError> {
         return Err(VxlanError::NotBfd(inner.dst_port));
     }
     Ok((vx.vni(), inner, bfd))
+}
+
+/// Reads an outer UDP payload as RFC 8971 BFD: VXLAN header with the I flag
+/// and `management_vni`, checksummed inner frame, then the checks of
+/// [`VxlanFlavor::check_inner`]. Returns the inner headers and the BFD bytes.
+pub fn parse_rfc8971(
+    payload: &[u8],
+    management_vni: u32,
+) -> Result<(UdpIpv4Repr, &[u8]), VxlanError> {
+    let vx = VxlanHeader::new_checked(payload)?;
+    if vx.vni() != management_vni {
+        return Err(VxlanError::WrongVni {
+            got: vx.vni(),
+            want: management_vni,
+        });
+    }
+    let (inner, bfd) = UdpIpv4Repr::parse(&payload[VXLAN_HEADER_LEN..])?;
+    VxlanFlavor::Rfc8971 { management_vni }.check_inner(&inner)?;
+    Ok((inner, bfd))
 }

@@ -1,39 +1,86 @@
-//! BFD inside VXLAN through a kernel VXLAN device: a VNI 0 device whose
-//! remote is one switch does the outer encapsulation (and shares UDP/4789
-//! with the kernel's other VXLAN devices, which a user socket could not);
-//! we read and write the inner frames of the OVS convention
-//! ([`crate::vxlan`]) on it with an `AF_PACKET` socket. Building the inner
-//! Ethernet header ourselves means no address or ARP entry is needed on the
-//! device (OVS does not answer ARP for its BFD address anyway).
+//! BFD inside VXLAN through a kernel VXLAN device: a device in the BFD VNI
+//! whose remote is one VTEP does the outer encapsulation (and shares
+//! UDP/4789 with the kernel's other VXLAN devices, which a user socket could
+//! not); we read and write the inner frames of the link's
+//! [`VxlanFlavor`] ([`crate::vxlan`]) on it with an `AF_PACKET` socket.
+//! Building the inner Ethernet header ourselves means no address or ARP
+//! entry is needed on the device (OVS does not answer ARP for its BFD
+//! address, and RFC 8971's 127.0.0.1 is not an address to resolve).
 //!
 //! Create the device outside (the gateway's netlink code, or `ip link add
-//! NAME type vxlan id 0 remote SWITCH local US dstport 4789`) and attach it
-//! with [`crate::udp::Driver::attach_vxlan`]. Give it no IP address and
-//! turn IPv6 off on it (`net.ipv6.conf.NAME.disable_ipv6=1`): otherwise the
+//! NAME type vxlan id VNI remote VTEP local US dstport 4789`, VNI 0 for the
+//! OVS convention, the Management VNI for RFC 8971) and attach it with
+//! [`crate::udp::Driver::attach_vxlan`]. Give it no IP address and turn
+//! IPv6 off on it (`net.ipv6.conf.NAME.disable_ipv6=1`): otherwise the
 //! kernel's own link-local chatter (neighbour solicitations, MLD, router
-//! solicitations) rides VNI 0 into the switch's BFD port.
+//! solicitations) rides the BFD VNI to the remote's BFD port.
+//!
+//! The transmissions of one flush are queued on their link and leave in one
+//! `sendmmsg` per link, from buffers kept between flushes.
 
 use crate::manager::Transmit;
-use crate::vxlan::{self, BFD_CONTROL_PORT};
+use crate::packet::MAX_LEN;
+use crate::vxlan::{VxlanError, VxlanFlavor};
 use crate::wire::UdpIpv4Repr;
 use std::io;
 use std::mem::{size_of, zeroed};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const ETH_P_IP: u16 = 0x0800;
+/// Room for the largest inner frame: Ethernet, IPv4, UDP and a BFD packet.
+const FRAME_MAX: usize = 64 + MAX_LEN;
 
-/// One VNI 0 VXLAN device and its packet socket, for one remote switch.
+/// One VXLAN device in the BFD VNI and its packet socket, for one remote VTEP.
 #[derive(Debug)]
 pub struct VxlanLink {
     fd: OwnedFd,
     ifindex: i32,
     mac: [u8; 6],
-    /// The switch's underlay address: the sessions' `PeerKey::remote`.
+    flavor: VxlanFlavor,
+    /// Our underlay IPv4 address: RFC 8971's inner source.
+    vtep_ip: Ipv4Addr,
+    /// Where every frame goes: the device and the flavor's inner MAC.
+    dst: libc::sockaddr_ll,
+    out: SendQueue,
+    /// The remote VTEP's underlay address: the sessions' `PeerKey::remote`.
     pub remote: IpAddr,
     /// Our underlay address on the device: the sessions' `PeerKey::local`.
     pub local: IpAddr,
 }
+
+/// What one read from a link's socket produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frame {
+    /// A copy of our own transmission (packet sockets see those too).
+    Outgoing,
+    /// A BFD payload of `len` bytes with its inner TTL (GTSM is the manager's).
+    Bfd {
+        /// Inner IPv4 TTL.
+        ttl: u8,
+        /// Bytes copied out.
+        len: usize,
+    },
+    /// A frame the link's flavor does not accept.
+    Rejected(VxlanError),
+}
+
+/// Frames of one flush and the `sendmmsg` headers pointing at them, kept
+/// between flushes so sending allocates only when a flush is bigger than
+/// every one before it.
+#[derive(Debug, Default)]
+struct SendQueue {
+    frames: Vec<[u8; FRAME_MAX]>,
+    lens: Vec<usize>,
+    queued: usize,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+// SAFETY: the raw pointers in `iovs` and `hdrs` are only meaningful during
+// `VxlanLink::send_queued`, which rebuilds them each call; between calls they
+// are dead.
+unsafe impl Send for SendQueue {}
 
 fn ifindex(name: &str) -> io::Result<i32> {
     let c =
@@ -74,9 +121,25 @@ fn read_mac(fd: libc::c_int, name: &str) -> io::Result<[u8; 6]> {
 }
 
 impl VxlanLink {
-    /// Opens a packet socket on device `name` (a VNI 0 VXLAN device from
-    /// `local` toward `remote`).
-    pub fn open(name: &str, remote: IpAddr, local: IpAddr) -> io::Result<VxlanLink> {
+    /// Opens a packet socket on device `name` (a VXLAN device in the BFD VNI
+    /// of `flavor`, from `local` toward `remote`). RFC 8971 needs an IPv4
+    /// `local`: it is the inner source address.
+    pub fn open(
+        name: &str,
+        remote: IpAddr,
+        local: IpAddr,
+        flavor: VxlanFlavor,
+    ) -> io::Result<VxlanLink> {
+        let vtep_ip = match (local, flavor) {
+            (IpAddr::V4(a), _) => a,
+            (IpAddr::V6(_), VxlanFlavor::OvsVtep) => Ipv4Addr::UNSPECIFIED,
+            (IpAddr::V6(_), VxlanFlavor::Rfc8971 { .. }) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "RFC 8971 over an IPv6 underlay is not supported",
+                ));
+            }
+        };
         let ifindex = ifindex(name)?;
         // SAFETY: plain socket(2); we own the result on success.
         let raw = unsafe {
@@ -108,10 +171,17 @@ impl VxlanLink {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        let mut dst = sll;
+        dst.sll_halen = 6;
+        dst.sll_addr[..6].copy_from_slice(&flavor.inner(mac, vtep_ip, 0).dst_mac);
         Ok(VxlanLink {
             fd,
             ifindex,
             mac,
+            flavor,
+            vtep_ip,
+            dst,
+            out: SendQueue::default(),
             remote,
             local,
         })
@@ -121,43 +191,110 @@ impl VxlanLink {
         self.fd.as_raw_fd()
     }
 
-    /// Sends one BFD packet as an inner frame: our device MAC to
-    /// 00:23:20:00:00:01, 169.254.1.0 -> 169.254.1.1, TTL 255.
-    pub(crate) fn send(&self, t: &Transmit) -> io::Result<()> {
-        let inner = vxlan::ovs_inner(self.mac, t.src_port);
-        let mut frame = [0u8; 128];
-        let n = inner
-            .emit(t.bytes(), true, &mut frame)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "frame too long"))?;
-        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
-        let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_IP.to_be();
-        sll.sll_ifindex = self.ifindex;
-        sll.sll_halen = 6;
-        sll.sll_addr[..6].copy_from_slice(&vxlan::BFD_DST_MAC);
-        // SAFETY: sends `n` bytes of `frame` to a sockaddr_ll of the size we pass.
-        let rc = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                frame.as_ptr().cast(),
-                n,
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
+    /// The device's interface index.
+    pub fn ifindex(&self) -> i32 {
+        self.ifindex
+    }
+
+    /// The convention this link speaks.
+    pub fn flavor(&self) -> VxlanFlavor {
+        self.flavor
+    }
+
+    /// Builds the inner frame of one BFD packet into the send queue (for
+    /// [`VxlanLink::send_queued`]); false if it does not fit a frame.
+    pub(crate) fn queue(&mut self, t: &Transmit) -> bool {
+        let inner = self.flavor.inner(self.mac, self.vtep_ip, t.src_port);
+        let q = &mut self.out;
+        if q.queued == q.frames.len() {
+            q.frames.push([0; FRAME_MAX]);
+            q.lens.push(0);
+        }
+        match inner.emit(t.bytes(), true, &mut q.frames[q.queued]) {
+            Some(n) => {
+                q.lens[q.queued] = n;
+                q.queued += 1;
+                true
+            }
+            None => false,
         }
     }
 
-    /// Reads one frame; `Ok(None)` when nothing is queued. Returns the inner
-    /// TTL and the BFD payload length copied into `out`, for frames that are
-    /// UDP to port 3784 and not our own transmissions.
-    pub(crate) fn recv(&self, out: &mut [u8]) -> io::Result<Option<Option<(u8, usize)>>> {
+    /// Frames queued since the last [`VxlanLink::send_queued`].
+    pub(crate) fn queued(&self) -> usize {
+        self.out.queued
+    }
+
+    /// Sends the queued frames with `sendmmsg` and empties the queue; returns
+    /// (system calls, frames sent). A frame the kernel refuses is skipped
+    /// (BFD tolerates loss), a full socket buffer drops the rest.
+    pub(crate) fn send_queued(&mut self) -> (u64, usize) {
+        let q = &mut self.out;
+        let n = std::mem::take(&mut q.queued);
+        if n == 0 {
+            return (0, 0);
+        }
+        q.iovs.clear();
+        q.iovs.extend(
+            q.frames[..n]
+                .iter_mut()
+                .zip(&q.lens)
+                .map(|(f, &len)| libc::iovec {
+                    iov_base: f.as_mut_ptr().cast(),
+                    iov_len: len,
+                }),
+        );
+        q.hdrs.clear();
+        for iov in &mut q.iovs {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            // sendmmsg only reads the address, so sharing one is fine.
+            h.msg_hdr.msg_name =
+                (&self.dst as *const libc::sockaddr_ll as *mut libc::sockaddr_ll).cast();
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            q.hdrs.push(h);
+        }
+        let hdrs = &mut q.hdrs;
+        let (mut calls, mut sent, mut at) = (0u64, 0usize, 0usize);
+        while at < hdrs.len() {
+            // SAFETY: every header points at `self.dst` and into `q.iovs`,
+            // whose iovecs point into `q.frames`; none is touched until the
+            // call returns.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    hdrs[at..].as_mut_ptr(),
+                    (hdrs.len() - at) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            calls += 1;
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => break,
+                    // This frame is refused (device down...): skip it.
+                    _ => {
+                        tracing::debug!(error = %e, ifindex = self.ifindex, "bfd vxlan send failed");
+                        at += 1;
+                    }
+                }
+                continue;
+            }
+            at += rc as usize;
+            sent += rc as usize;
+        }
+        (calls, sent)
+    }
+
+    /// Reads one frame; `Ok(None)` when nothing is queued. A BFD frame's
+    /// payload is copied into `out`. RFC 8971 frames with a TTL other than
+    /// 255 come back as [`Frame::Bfd`] so the manager's GTSM check drops and
+    /// counts them like every other encapsulation's.
+    pub(crate) fn recv(&self, out: &mut [u8]) -> io::Result<Option<Frame>> {
         let mut frame = [0u8; 256];
         // SAFETY: sockaddr_ll is plain data; all-zero is valid.
         let mut sll: libc::sockaddr_ll = unsafe { zeroed() };
@@ -181,17 +318,24 @@ impl VxlanLink {
                 Err(e)
             };
         }
-        // A packet socket also sees what we send.
         if sll.sll_pkttype == libc::PACKET_OUTGOING {
-            return Ok(Some(None));
+            return Ok(Some(Frame::Outgoing));
         }
-        let Ok((repr, bfd)) = UdpIpv4Repr::parse(&frame[..rc as usize]) else {
-            return Ok(Some(None));
+        let (repr, bfd) = match UdpIpv4Repr::parse(&frame[..rc as usize]) {
+            Ok(v) => v,
+            Err(e) => return Ok(Some(Frame::Rejected(e.into()))),
         };
-        if repr.dst_port != BFD_CONTROL_PORT || bfd.len() > out.len() {
-            return Ok(Some(None));
+        match self.flavor.check_inner(&repr) {
+            Ok(()) | Err(VxlanError::Ttl(_)) => {}
+            Err(e) => return Ok(Some(Frame::Rejected(e))),
         }
-        out[..bfd.len()].copy_from_slice(bfd);
-        Ok(Some(Some((repr.ttl, bfd.len()))))
+        let Some(dst) = out.get_mut(..bfd.len()) else {
+            return Ok(Some(Frame::Rejected(VxlanError::Oversized(bfd.len()))));
+        };
+        dst.copy_from_slice(bfd);
+        Ok(Some(Frame::Bfd {
+            ttl: repr.ttl,
+            len: bfd.len(),
+        }))
     }
 }

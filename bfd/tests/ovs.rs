@@ -246,7 +246,8 @@ fn interoperates_with_open_vswitch_bfd_in_vxlan() {
         };
         let discr = m.add_session(peer, cfg, Instant::now()).unwrap();
         let mut d = Driver::bind(m, DriverConfig::new(US)).unwrap();
-        d.attach_vxlan("vx0", peer).unwrap();
+        d.attach_vxlan("vx0", peer, bfd::vxlan::VxlanFlavor::OvsVtep)
+            .unwrap();
         while crx.try_recv().is_err() {
             d.run_until(Instant::now() + Duration::from_millis(20))
                 .unwrap();

@@ -102,6 +102,18 @@ fn tshark_decodes_every_frame_we_build() {
         .emit(&inner[..n], true, &mut buf)
         .unwrap();
     frames.push(buf[..m].to_vec());
+    // RFC 8971 in Management VNI 777: VTEP address -> 127.0.0.1 at the IANA MAC.
+    let n = vxlan::emit(
+        777,
+        &vxlan::rfc8971_inner([0x02, 0, 0, 0, 0, 9], Ipv4Addr::new(198, 18, 0, 1), 50002),
+        &bfd,
+        &mut inner,
+    )
+    .unwrap();
+    let m = underlay(50003, vxlan::VXLAN_PORT)
+        .emit(&inner[..n], true, &mut buf)
+        .unwrap();
+    frames.push(buf[..m].to_vec());
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bfd.pcap");
@@ -146,7 +158,8 @@ fn tshark_decodes_every_frame_we_build() {
             "-e",
             "ip.checksum.status",
         ])
-        .args(["-e", "udp.checksum.status"])
+        .args(["-e", "udp.checksum.status", "-e", "eth.dst", "-e", "ip.dst"])
+        .args(["-e", "ip.ttl", "-e", "udp.dstport"])
         .output()
         .expect("run tshark");
     assert!(
@@ -188,8 +201,29 @@ fn tshark_decodes_every_frame_we_build() {
             );
         } else {
             assert_eq!(row[1], "0x01", "VXLAN row: Down");
-            assert_eq!(row[9], "0", "VXLAN row: VNI 0");
             assert!(row[2].contains("0x00000200"), "{text}");
+            // No expert info at Warning severity (0x00600000) either.
+            assert!(
+                !row[7].split(',').any(|s| s == "6291456"),
+                "row {i} expert warning: {text}"
+            );
+            // Outer then inner values, comma-separated by tshark.
+            assert!(row[14].ends_with(",255"), "row {i} inner TTL: {text}");
+            assert!(row[15].ends_with(",3784"), "row {i} inner port: {text}");
+        }
+        if i == 8 {
+            assert_eq!(row[9], "0", "OVS row: VNI 0");
+        }
+        if i == 9 {
+            assert_eq!(row[9], "777", "RFC 8971 row: management VNI");
+            assert!(
+                row[12].ends_with(",00:00:5e:00:52:02"),
+                "RFC 8971 inner MAC: {text}"
+            );
+            assert_eq!(
+                row[13], "198.18.0.2,127.0.0.1",
+                "RFC 8971 inner dst: {text}"
+            );
         }
     }
 }

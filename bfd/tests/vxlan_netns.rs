@@ -1,13 +1,16 @@
-//! BFD inside VXLAN (OVS convention) through kernel VNI 0 devices, between
-//! two namespaces; tshark checks the wire format on the underlay veth.
+//! BFD inside VXLAN through kernel VXLAN devices, between two namespaces:
+//! the OVS convention in VNI 0, and RFC 8971 in a Management VNI (Bridgehead
+//! to Bridgehead: no other implementation here speaks RFC 8971). tshark
+//! checks the wire format on the underlay veth.
 #![cfg(feature = "root-tests")]
 
 mod common;
 
 use bfd::config::SessionConfig;
 use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
-use bfd::packet::State;
-use bfd::udp::{Driver, DriverConfig};
+use bfd::packet::{Diagnostic, State};
+use bfd::udp::{Driver, DriverConfig, IoStats};
+use bfd::vxlan::VxlanFlavor;
 use common::{NsPair, run};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
@@ -47,7 +50,7 @@ fn side(
     };
     m.add_session(peer, cfg, Instant::now()).unwrap();
     let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
-    d.attach_vxlan("vx0", peer).unwrap();
+    d.attach_vxlan("vx0", peer, VxlanFlavor::OvsVtep).unwrap();
     d.run_until(Instant::now() + Duration::from_secs(4))
         .unwrap();
     let up = d
@@ -165,6 +168,215 @@ fn bfd_in_vni_0_between_two_kernel_vteps() {
     }
     assert!(
         rows.iter().any(|r| r.split('|').nth(6) == Some("0x03")),
+        "some packets in Up: {text}"
+    );
+}
+
+/// Adds device `vx0` with `vni` from `l` toward `r` in namespace `n`, IPv6
+/// off so only our frames ride the VNI.
+fn vxlan_device(n: &str, dev: &str, vni: u32, l: Ipv4Addr, r: Ipv4Addr) {
+    run(&[
+        "ip",
+        "-n",
+        n,
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "remote",
+        &r.to_string(),
+        "local",
+        &l.to_string(),
+        "dstport",
+        "4789",
+        "dev",
+        dev,
+    ]);
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        n,
+        "sysctl",
+        "-q",
+        "-w",
+        "net.ipv6.conf.vx0.disable_ipv6=1",
+    ]);
+    run(&["ip", "-n", n, "link", "set", "vx0", "up"]);
+}
+
+/// What one RFC 8971 side saw.
+#[derive(Debug)]
+struct Seen {
+    /// When the session first came Up.
+    up_at: Option<Instant>,
+    /// When it went Down after that, and why.
+    down: Option<(Instant, Diagnostic)>,
+    counters: bfd::manager::Counters,
+    io: IoStats,
+}
+
+/// Runs one RFC 8971 session in `ns` until `until`, in 5 ms slices so the
+/// state changes are timed closely.
+fn rfc8971_side(ns: String, local: Ipv4Addr, remote: Ipv4Addr, seed: u64, until: Instant) -> Seen {
+    common::enter(&ns);
+    let mut m = Manager::new(ManagerConfig {
+        seed,
+        ..Default::default()
+    })
+    .unwrap();
+    let cfg = SessionConfig {
+        desired_min_tx: Duration::from_millis(100),
+        required_min_rx: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let peer = PeerKey {
+        remote: IpAddr::V4(remote),
+        local: IpAddr::V4(local),
+        encap: Encap::Vxlan,
+    };
+    m.add_session(peer, cfg, Instant::now()).unwrap();
+    let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
+    d.attach_vxlan(
+        "vx0",
+        peer,
+        VxlanFlavor::Rfc8971 {
+            management_vni: MGMT_VNI,
+        },
+    )
+    .unwrap();
+    let mut seen = Seen {
+        up_at: None,
+        down: None,
+        counters: Default::default(),
+        io: Default::default(),
+    };
+    while Instant::now() < until {
+        d.run_until(Instant::now() + Duration::from_millis(5))
+            .unwrap();
+        let (_, s) = d.manager().statuses().next().unwrap();
+        match (s.state, seen.up_at, seen.down) {
+            (State::Up, None, _) => seen.up_at = Some(Instant::now()),
+            (State::Down, Some(_), None) => seen.down = Some((Instant::now(), s.local_diag)),
+            _ => {}
+        }
+    }
+    seen.counters = d.manager().counters();
+    seen.io = d.io_stats();
+    seen
+}
+
+const MGMT_VNI: u32 = 777;
+
+#[test]
+fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
+    let ns = NsPair::new("bf8", "198.18.0.1/24", "198.18.0.2/24");
+    let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+    vxlan_device(&ns.a, &ns.dev_a, MGMT_VNI, a, b);
+    vxlan_device(&ns.b, &ns.dev_b, MGMT_VNI, b, a);
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("rfc8971.pcap");
+    let cap = Capture(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.b, "tcpdump", "-i", &ns.dev_b, "-w"])
+            .arg(&pcap)
+            .args(["-U", "udp", "port", "4789"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500)); // let the capture start
+    // A stops at 3 s; B keeps listening and must declare A down within its
+    // Detection Time (3 x 100 ms).
+    let start = Instant::now();
+    let (stop_a, stop_b) = (
+        start + Duration::from_secs(3),
+        start + Duration::from_secs(4),
+    );
+    let (na, nb) = (ns.a.clone(), ns.b.clone());
+    let ta = std::thread::spawn(move || rfc8971_side(na, a, b, 1, stop_a));
+    let tb = std::thread::spawn(move || rfc8971_side(nb, b, a, 2, stop_b));
+    let (sa, sb) = (ta.join().unwrap(), tb.join().unwrap());
+    drop(cap);
+    assert!(sa.up_at.is_some() && sb.up_at.is_some(), "{sa:?} {sb:?}");
+    assert!(sa.down.is_none(), "A stayed Up until it stopped: {sa:?}");
+    let (down_at, diag) = sb.down.expect("B goes Down after A stops");
+    assert_eq!(diag, Diagnostic::ControlDetectionTimeExpired, "{sb:?}");
+    let after = down_at.saturating_duration_since(stop_a);
+    eprintln!(
+        "B Down {after:?} after A stopped; A {:?}; B {:?}",
+        sa.io, sb.io
+    );
+    // Detection Time 300 ms after A's last packet (sent up to 100 ms before
+    // A stopped), plus the loop's 5 ms slices and scheduling slack.
+    assert!(
+        after <= Duration::from_millis(400),
+        "Down {after:?} after A stopped: {sb:?}"
+    );
+    assert!(down_at > stop_a, "{sb:?}");
+    for s in [&sa, &sb] {
+        let c = &s.counters;
+        assert_eq!(c.malformed + c.no_session + c.ttl + c.rejected, 0, "{s:?}");
+        assert_eq!(s.io.vxlan_rejected, 0, "{s:?}");
+        assert_eq!(s.io.send_errors, 0, "{s:?}");
+        assert!(
+            s.io.send_packets >= 20 && s.io.send_calls <= s.io.send_packets,
+            "{s:?}"
+        );
+    }
+
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "vxlan.vni",
+            "-e",
+            "eth.dst",
+            "-e",
+            "ip.src",
+            "-e",
+            "ip.dst",
+        ])
+        .args(["-e", "ip.ttl", "-e", "udp.dstport", "-e", "bfd.sta"])
+        .args(["-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|r| r.split('|').collect()).collect();
+    // IPv6 is off on vx0: every frame in the VNI is BFD.
+    assert!(rows.len() > 40, "{text}");
+    for f in &rows {
+        assert_eq!(f[0], "777", "management VNI: {f:?}");
+        // Outer then inner values, comma-separated by tshark.
+        assert!(f[1].ends_with(",00:00:5e:00:52:02"), "inner dst MAC: {f:?}");
+        let inner_src = f[2].rsplit(',').next().unwrap();
+        assert!(
+            inner_src == "198.18.0.1" || inner_src == "198.18.0.2",
+            "{f:?}"
+        );
+        assert!(
+            f[2].starts_with(inner_src),
+            "inner source = outer source: {f:?}"
+        );
+        assert!(f[3].ends_with(",127.0.0.1"), "inner dst: {f:?}");
+        assert!(f[4].ends_with(",255"), "inner TTL: {f:?}");
+        assert!(f[5].ends_with(",3784"), "inner port: {f:?}");
+        assert!(!f[6].is_empty(), "BFD decoded: {f:?}");
+        assert!(f[7].is_empty(), "malformed: {f:?}");
+        // No expert info at Warning (0x00600000) or Error (0x00800000).
+        assert!(
+            !f[8].split(',').any(|v| v == "6291456" || v == "8388608"),
+            "expert warning: {f:?}"
+        );
+    }
+    assert!(
+        rows.iter().any(|f| f[6] == "0x03"),
         "some packets in Up: {text}"
     );
 }

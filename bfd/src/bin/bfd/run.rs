@@ -82,7 +82,7 @@ pub fn run(config: &Path, metrics_listen: Option<SocketAddr>, status_path: &Path
     for p in &v.peers {
         if let (Some(dev), false) = (&p.vxlan_device, driver.has_vxlan(p.key.remote)) {
             driver
-                .attach_vxlan(dev, p.key)
+                .attach_vxlan(dev, p.key, p.vxlan_flavor)
                 .with_context(|| format!("session {}: VXLAN device {dev}", p.name))?;
         }
     }
@@ -221,7 +221,7 @@ fn remove(handle: &Handle, discr: Option<u32>) {
 fn add(handle: &Handle, p: &Peer) -> Result<()> {
     if let (Encap::Vxlan, Some(dev)) = (p.key.encap, &p.vxlan_device) {
         handle
-            .attach_vxlan(dev, p.key)
+            .attach_vxlan(dev, p.key, p.vxlan_flavor)
             .with_context(|| format!("VXLAN device {dev}"))?;
     }
     handle.add_session(p.key, p.session.clone())?;
