@@ -39,7 +39,7 @@
 //! assert_eq!(s[0].status().tx_interval, Duration::from_millis(300));
 //! ```
 //!
-//! - [`deadlines`]: one lazy-deletion heap holding every session's
+//! - [`timer_wheel`]: one timing wheel (1 ms slots) holding every session's
 //!   `poll_timeout()`, so an event loop sleeps once for all sessions.
 //! - [`wire`] and [`vxlan`]: Ethernet/IPv4/UDP views and the BFD-in-VXLAN
 //!   frame of the Open vSwitch / hardware_vtep convention (VNI 0, switch
@@ -47,7 +47,7 @@
 //!   multihop BFD (UDP 3784 / 4784) need only the UDP payload from `packet`.
 //! - [`manager`]: many sessions, still sans-IO: §6.8.6 demultiplexing by Your
 //!   Discriminator or by addresses, GTSM, a fixed source port per session,
-//!   one [`deadlines::Deadlines`], counters.
+//!   one [`timer_wheel::TimerWheel`], counters.
 //! - [`udp`]: the Linux edge, the only code that reads the clock: shared
 //!   receive sockets on 3784/4784, one send socket per source port,
 //!   `recvmmsg`/`sendmmsg`, and one `ppoll` sleep until the manager's next
@@ -120,7 +120,6 @@
 pub mod auth;
 pub mod config;
 pub mod control;
-pub mod deadlines;
 pub mod fasthash;
 pub mod file_config;
 pub mod manager;
@@ -130,6 +129,7 @@ pub mod reload;
 pub mod report;
 pub mod session;
 pub mod stats;
+pub mod timer_wheel;
 pub mod timers;
 pub mod udp;
 pub mod vxlan;

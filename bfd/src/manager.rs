@@ -1,17 +1,17 @@
 //! Many sessions behind one set of shared sockets, still sans-IO: the
 //! manager demultiplexes received datagrams to sessions (RFC 5880 §6.8.6,
 //! RFC 5881 §3, RFC 5883 §4), applies GTSM (RFC 5881 §5, RFC 5883 §5),
-//! keeps one [`Deadlines`] for all sessions and queues transmissions with
+//! keeps one [`TimerWheel`] for all sessions and queues transmissions with
 //! each session's fixed source port (RFC 5881 §4). The socket loop in
 //! [`crate::udp`] feeds it; tests feed it directly with a virtual clock.
 
 use crate::config::{ConfigError, SessionConfig};
-use crate::deadlines::Deadlines;
 use crate::fasthash::{FastMap, FastSet};
 use crate::packet::State;
 use crate::packet::{Diagnostic, MAX_LEN, ReceptionError, Repr};
 use crate::session::{Discard, Event, Session, Status};
 use crate::stats::{LagHistogram, StateCounts};
+use crate::timer_wheel::TimerWheel;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::VecDeque;
@@ -191,6 +191,8 @@ struct Entry {
     peer: PeerKey,
     src_port: u16,
     session: Session,
+    /// The live one of this session's entries in the wheel.
+    armed: Option<Instant>,
 }
 
 /// All sessions of one event loop.
@@ -199,7 +201,9 @@ pub struct Manager {
     config: ManagerConfig,
     sessions: FastMap<u32, Entry>,
     by_peer: FastMap<PeerKey, u32>,
-    deadlines: Deadlines<u32>,
+    wheel: TimerWheel<u32>,
+    /// Scratch for one drain of the wheel, kept for its allocation.
+    expired: Vec<(u32, Instant)>,
     rng: SmallRng,
     transmits: VecDeque<Transmit>,
     events: VecDeque<(u32, PeerKey, Event)>,
@@ -231,7 +235,9 @@ impl Manager {
             config,
             sessions: FastMap::default(),
             by_peer: FastMap::default(),
-            deadlines: Deadlines::new(),
+            // The origin only buckets deadlines: any instant will do.
+            wheel: TimerWheel::new(Instant::now()),
+            expired: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
@@ -280,6 +286,7 @@ impl Manager {
                 peer,
                 src_port,
                 session,
+                armed: None,
             },
         );
         self.by_peer.insert(peer, discr);
@@ -298,8 +305,8 @@ impl Manager {
         if self.by_peer.get(&e.peer) == Some(&discr) {
             self.by_peer.remove(&e.peer);
         }
+        // Its wheel entries find no session and are skipped.
         self.retiring.remove(&discr);
-        self.deadlines.set(discr, None);
         self.states.remove(e.session.state());
         true
     }
@@ -480,22 +487,32 @@ impl Manager {
 
     /// Runs every session whose deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
-        while let Some((discr, due)) = self.deadlines.pop_expired_at(now) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.drain_expired(now, &mut expired);
+        for &(discr, due) in &expired {
+            let Some(e) = self.sessions.get_mut(&discr) else {
+                continue; // removed
+            };
+            if e.armed != Some(due) {
+                continue; // re-armed or cancelled since
+            }
+            e.armed = None;
             self.lag.observe(now - due);
-            if let Some(e) = self.sessions.get_mut(&discr) {
-                e.session.handle_timeout(now);
-                let done = e.session.admin_down_signalled();
-                self.service(discr, now);
-                if done && self.retiring.contains(&discr) {
-                    self.remove_session(discr);
-                }
+            e.session.handle_timeout(now);
+            let done = e.session.admin_down_signalled();
+            self.service(discr, now);
+            if done && self.retiring.contains(&discr) {
+                self.remove_session(discr);
             }
         }
+        expired.clear();
+        self.expired = expired;
     }
 
-    /// When the loop must wake next: the one sleep for all sessions.
+    /// When the loop must wake next: the one sleep for all sessions (at
+    /// worst a replaced deadline, which costs a wake-up that finds nothing).
     pub fn poll_timeout(&mut self) -> Option<Instant> {
-        self.deadlines.next_deadline()
+        self.wheel.next_deadline()
     }
 
     /// Next packet to send.
@@ -545,6 +562,12 @@ impl Manager {
             }
             self.events.push_back((discr, e.peer, ev));
         }
-        self.deadlines.set(discr, e.session.poll_timeout());
+        let next = e.session.poll_timeout();
+        if next != e.armed {
+            e.armed = next;
+            if let Some(at) = next {
+                self.wheel.insert(discr, at);
+            }
+        }
     }
 }

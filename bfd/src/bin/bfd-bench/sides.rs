@@ -169,8 +169,7 @@ fn side_result(a: &Sample, b: &Sample, up_min: u64, secs: f64) -> SideResult {
         up_start: a.up,
         up_min,
         up_end: b.up,
-        cpu_pct: (b.cpu_before.user + b.cpu_before.sys - a.cpu_after.user - a.cpu_after.sys)
-            / secs
+        cpu_pct: (b.cpu_before.user + b.cpu_before.sys - a.cpu_after.user - a.cpu_after.sys) / secs
             * 100.0,
         sys_pct: (b.cpu_before.sys - a.cpu_after.sys) / secs * 100.0,
         tx_pps: (b.tx - a.tx) as f64 / secs,
