@@ -260,8 +260,9 @@ impl Handle {
     }
 
     /// Opens VXLAN device `ifname` (in the BFD VNI of `flavor`) for VXLAN
-    /// sessions toward `peer.remote` (see [`crate::udp::Driver::attach_vxlan`]);
-    /// a device already attached for that remote is kept.
+    /// sessions between `peer.local` and `peer.remote` (see
+    /// [`crate::udp::Driver::attach_vxlan`]); a device already attached for
+    /// those addresses is kept.
     pub fn attach_vxlan(
         &self,
         ifname: &str,
@@ -315,7 +316,7 @@ impl Control {
                     let _ = r.send(d.snapshot());
                 }
                 Ok(Command::AttachVxlan(ifname, peer, flavor, r)) => {
-                    let res = if d.has_vxlan(peer.remote) {
+                    let res = if d.has_vxlan(peer) {
                         Ok(())
                     } else {
                         d.attach_vxlan(&ifname, peer, flavor)

@@ -9,15 +9,15 @@
 //!
 //! IPv4 only. BFD inside VXLAN goes through kernel VXLAN devices in the BFD
 //! VNI (VNI 0 for the OVS convention, the Management VNI for RFC 8971)
-//! attached with [`Driver::attach_vxlan`] (see [`crate::vxlan_link`]); their
-//! frames also leave in one `sendmmsg` per device and flush.
+//! attached with [`Driver::attach_vxlan`] (see [`crate::vxlan_link`]); the
+//! frames of one flush, for every device, leave in one `sendmmsg`.
 
 use crate::control::{Control, EventSink};
 use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
 use crate::stats::Snapshot;
 use crate::vxlan::VxlanFlavor;
-use crate::vxlan_link::{Frame, VxlanLink};
+use crate::vxlan_link::{self, Frame, VxlanLink};
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -90,6 +90,8 @@ pub struct Driver {
     recv: RecvBatch,
     stats: IoStats,
     vxlan: Vec<VxlanLink>,
+    /// VXLAN frames of the current flush, kept to reuse the buffers.
+    vxlan_send: vxlan_link::SendBatch,
     /// Transmissions of the current flush, kept to reuse the allocation.
     pending: Vec<Transmit>,
     send: SendBatch,
@@ -171,6 +173,7 @@ impl Driver {
             recv,
             stats: IoStats::default(),
             vxlan: Vec::new(),
+            vxlan_send: vxlan_link::SendBatch::default(),
             pending: Vec::new(),
             send: SendBatch::default(),
             pollfds: Vec::new(),
@@ -246,9 +249,11 @@ impl Driver {
         }
     }
 
-    /// A VXLAN device toward `remote` is attached.
-    pub fn has_vxlan(&self, remote: IpAddr) -> bool {
-        self.vxlan.iter().any(|l| l.remote == remote)
+    /// A VXLAN device between `peer.local` and `peer.remote` is attached.
+    pub fn has_vxlan(&self, peer: PeerKey) -> bool {
+        self.vxlan
+            .iter()
+            .any(|l| l.remote == peer.remote && l.local == peer.local)
     }
 
     /// One wake-up: run due sessions, send, sleep until the next deadline (or
@@ -375,7 +380,7 @@ impl Driver {
     }
 
     /// Sends everything queued, one `sendmmsg` per source port and batch,
-    /// and one per VXLAN device for its sessions' frames.
+    /// and one for the frames of every VXLAN device.
     fn flush(&mut self) {
         if self.manager.pending_transmits() == 0 {
             return;
@@ -385,11 +390,12 @@ impl Driver {
         list.clear();
         while let Some(t) = self.manager.poll_transmit() {
             if t.peer.encap == Encap::Vxlan {
+                let batch = &mut self.vxlan_send;
                 let queued = self
                     .vxlan
-                    .iter_mut()
-                    .find(|l| l.remote == t.peer.remote)
-                    .is_some_and(|l| l.queue(&t));
+                    .iter()
+                    .find(|l| l.remote == t.peer.remote && l.local == t.peer.local)
+                    .is_some_and(|l| batch.queue(l, &t));
                 if !queued {
                     self.stats.send_errors += 1;
                 }
@@ -397,9 +403,9 @@ impl Driver {
             }
             list.push(t);
         }
-        for link in &mut self.vxlan {
-            let queued = link.queued();
-            let (calls, sent) = link.send_queued();
+        if let Some(link) = self.vxlan.first() {
+            let queued = self.vxlan_send.queued();
+            let (calls, sent) = self.vxlan_send.send(link.raw_fd());
             self.stats.send_calls += calls;
             self.stats.send_packets += sent as u64;
             self.stats.send_errors += (queued - sent) as u64;

@@ -15,8 +15,11 @@
 //! kernel's own link-local chatter (neighbour solicitations, MLD, router
 //! solicitations) rides the BFD VNI to the remote's BFD port.
 //!
-//! The transmissions of one flush are queued on their link and leave in one
-//! `sendmmsg` per link, from buffers kept between flushes.
+//! The transmissions of one flush, whatever their device, are built into a
+//! [`SendBatch`] and leave in one `sendmmsg` on one packet socket (each
+//! frame names its device in its `sockaddr_ll`), from buffers kept between
+//! flushes. A link normally carries a single session (one per remote VTEP),
+//! so batching per device would rarely put more than one frame in a call.
 
 use crate::manager::Transmit;
 use crate::packet::MAX_LEN;
@@ -42,7 +45,6 @@ pub struct VxlanLink {
     vtep_ip: Ipv4Addr,
     /// Where every frame goes: the device and the flavor's inner MAC.
     dst: libc::sockaddr_ll,
-    out: SendQueue,
     /// The remote VTEP's underlay address: the sessions' `PeerKey::remote`.
     pub remote: IpAddr,
     /// Our underlay address on the device: the sessions' `PeerKey::local`.
@@ -65,22 +67,111 @@ pub(crate) enum Frame {
     Rejected(VxlanError),
 }
 
-/// Frames of one flush and the `sendmmsg` headers pointing at them, kept
-/// between flushes so sending allocates only when a flush is bigger than
-/// every one before it.
+/// VXLAN frames of one flush, for every device, and the `sendmmsg`
+/// headers pointing at them; kept between flushes so sending allocates only
+/// when a flush is bigger than every one before it.
 #[derive(Debug, Default)]
-struct SendQueue {
+pub(crate) struct SendBatch {
     frames: Vec<[u8; FRAME_MAX]>,
     lens: Vec<usize>,
+    addrs: Vec<libc::sockaddr_ll>,
     queued: usize,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
 }
 
 // SAFETY: the raw pointers in `iovs` and `hdrs` are only meaningful during
-// `VxlanLink::send_queued`, which rebuilds them each call; between calls they
-// are dead.
-unsafe impl Send for SendQueue {}
+// `SendBatch::send`, which rebuilds them each call; between calls they are
+// dead.
+unsafe impl Send for SendBatch {}
+
+impl SendBatch {
+    /// Builds the inner frame of one BFD packet for `link` into the batch;
+    /// false if it does not fit a frame.
+    pub(crate) fn queue(&mut self, link: &VxlanLink, t: &Transmit) -> bool {
+        let inner = link.flavor.inner(link.mac, link.vtep_ip, t.src_port);
+        if self.queued == self.frames.len() {
+            self.frames.push([0; FRAME_MAX]);
+            self.lens.push(0);
+            self.addrs.push(link.dst);
+        }
+        let Some(n) = inner.emit(t.bytes(), true, &mut self.frames[self.queued]) else {
+            return false;
+        };
+        self.lens[self.queued] = n;
+        self.addrs[self.queued] = link.dst;
+        self.queued += 1;
+        true
+    }
+
+    /// Frames queued since the last [`SendBatch::send`].
+    pub(crate) fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Sends the queued frames with `sendmmsg` on packet socket `fd` (any
+    /// link's: the address picks the device) and empties the batch; returns
+    /// (system calls, frames sent). A frame the kernel refuses (its device
+    /// down...) is skipped, since BFD tolerates loss; a full socket buffer
+    /// drops the rest.
+    pub(crate) fn send(&mut self, fd: libc::c_int) -> (u64, usize) {
+        let n = std::mem::take(&mut self.queued);
+        if n == 0 {
+            return (0, 0);
+        }
+        self.iovs.clear();
+        self.iovs.extend(
+            self.frames[..n]
+                .iter_mut()
+                .zip(&self.lens)
+                .map(|(f, &len)| libc::iovec {
+                    iov_base: f.as_mut_ptr().cast(),
+                    iov_len: len,
+                }),
+        );
+        self.hdrs.clear();
+        for (iov, addr) in self.iovs.iter_mut().zip(&mut self.addrs) {
+            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
+            let mut h: libc::mmsghdr = unsafe { zeroed() };
+            h.msg_hdr.msg_name = (addr as *mut libc::sockaddr_ll).cast();
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = iov;
+            h.msg_hdr.msg_iovlen = 1;
+            self.hdrs.push(h);
+        }
+        let hdrs = &mut self.hdrs;
+        let (mut calls, mut sent, mut at) = (0u64, 0usize, 0usize);
+        while at < hdrs.len() {
+            // SAFETY: every header points into `self.addrs` and `self.iovs`,
+            // whose iovecs point into `self.frames`; none is touched until
+            // the call returns.
+            let rc = unsafe {
+                libc::sendmmsg(
+                    fd,
+                    hdrs[at..].as_mut_ptr(),
+                    (hdrs.len() - at) as libc::c_uint,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            calls += 1;
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => {}
+                    io::ErrorKind::WouldBlock => break,
+                    _ => {
+                        tracing::debug!(error = %e, "bfd vxlan send failed");
+                        at += 1;
+                    }
+                }
+                continue;
+            }
+            at += rc as usize;
+            sent += rc as usize;
+        }
+        (calls, sent)
+    }
+}
 
 fn ifindex(name: &str) -> io::Result<i32> {
     let c =
@@ -181,7 +272,6 @@ impl VxlanLink {
             flavor,
             vtep_ip,
             dst,
-            out: SendQueue::default(),
             remote,
             local,
         })
@@ -199,95 +289,6 @@ impl VxlanLink {
     /// The convention this link speaks.
     pub fn flavor(&self) -> VxlanFlavor {
         self.flavor
-    }
-
-    /// Builds the inner frame of one BFD packet into the send queue (for
-    /// [`VxlanLink::send_queued`]); false if it does not fit a frame.
-    pub(crate) fn queue(&mut self, t: &Transmit) -> bool {
-        let inner = self.flavor.inner(self.mac, self.vtep_ip, t.src_port);
-        let q = &mut self.out;
-        if q.queued == q.frames.len() {
-            q.frames.push([0; FRAME_MAX]);
-            q.lens.push(0);
-        }
-        match inner.emit(t.bytes(), true, &mut q.frames[q.queued]) {
-            Some(n) => {
-                q.lens[q.queued] = n;
-                q.queued += 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Frames queued since the last [`VxlanLink::send_queued`].
-    pub(crate) fn queued(&self) -> usize {
-        self.out.queued
-    }
-
-    /// Sends the queued frames with `sendmmsg` and empties the queue; returns
-    /// (system calls, frames sent). A frame the kernel refuses is skipped
-    /// (BFD tolerates loss), a full socket buffer drops the rest.
-    pub(crate) fn send_queued(&mut self) -> (u64, usize) {
-        let q = &mut self.out;
-        let n = std::mem::take(&mut q.queued);
-        if n == 0 {
-            return (0, 0);
-        }
-        q.iovs.clear();
-        q.iovs.extend(
-            q.frames[..n]
-                .iter_mut()
-                .zip(&q.lens)
-                .map(|(f, &len)| libc::iovec {
-                    iov_base: f.as_mut_ptr().cast(),
-                    iov_len: len,
-                }),
-        );
-        q.hdrs.clear();
-        for iov in &mut q.iovs {
-            // SAFETY: mmsghdr is plain data; all-zero is a valid value.
-            let mut h: libc::mmsghdr = unsafe { zeroed() };
-            // sendmmsg only reads the address, so sharing one is fine.
-            h.msg_hdr.msg_name =
-                (&self.dst as *const libc::sockaddr_ll as *mut libc::sockaddr_ll).cast();
-            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-            h.msg_hdr.msg_iov = iov;
-            h.msg_hdr.msg_iovlen = 1;
-            q.hdrs.push(h);
-        }
-        let hdrs = &mut q.hdrs;
-        let (mut calls, mut sent, mut at) = (0u64, 0usize, 0usize);
-        while at < hdrs.len() {
-            // SAFETY: every header points at `self.dst` and into `q.iovs`,
-            // whose iovecs point into `q.frames`; none is touched until the
-            // call returns.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    self.fd.as_raw_fd(),
-                    hdrs[at..].as_mut_ptr(),
-                    (hdrs.len() - at) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            calls += 1;
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => break,
-                    // This frame is refused (device down...): skip it.
-                    _ => {
-                        tracing::debug!(error = %e, ifindex = self.ifindex, "bfd vxlan send failed");
-                        at += 1;
-                    }
-                }
-                continue;
-            }
-            at += rc as usize;
-            sent += rc as usize;
-        }
-        (calls, sent)
     }
 
     /// Reads one frame; `Ok(None)` when nothing is queued. A BFD frame's

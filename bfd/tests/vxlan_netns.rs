@@ -172,16 +172,16 @@ fn bfd_in_vni_0_between_two_kernel_vteps() {
     );
 }
 
-/// Adds device `vx0` with `vni` from `l` toward `r` in namespace `n`, IPv6
-/// off so only our frames ride the VNI.
-fn vxlan_device(n: &str, dev: &str, vni: u32, l: Ipv4Addr, r: Ipv4Addr) {
+/// Adds VXLAN device `name` with `vni` from `l` toward `r` over `dev` in
+/// namespace `n`, IPv6 off so only our frames ride the VNI.
+fn vxlan_device(n: &str, dev: &str, name: &str, vni: u32, l: Ipv4Addr, r: Ipv4Addr) {
     run(&[
         "ip",
         "-n",
         n,
         "link",
         "add",
-        "vx0",
+        name,
         "type",
         "vxlan",
         "id",
@@ -203,9 +203,9 @@ fn vxlan_device(n: &str, dev: &str, vni: u32, l: Ipv4Addr, r: Ipv4Addr) {
         "sysctl",
         "-q",
         "-w",
-        "net.ipv6.conf.vx0.disable_ipv6=1",
+        &format!("net.ipv6.conf.{name}.disable_ipv6=1"),
     ]);
-    run(&["ip", "-n", n, "link", "set", "vx0", "up"]);
+    run(&["ip", "-n", n, "link", "set", name, "up"]);
 }
 
 /// What one RFC 8971 side saw.
@@ -271,12 +271,94 @@ fn rfc8971_side(ns: String, local: Ipv4Addr, remote: Ipv4Addr, seed: u64, until:
 
 const MGMT_VNI: u32 = 777;
 
+/// Sends raw inner `frames` on device `dev` of namespace `ns` through a
+/// packet socket of our own, as a misbehaving remote VTEP would.
+fn inject(ns: &str, dev: &str, frames: &[Vec<u8>]) {
+    common::enter(ns);
+    let name = std::ffi::CString::new(dev).unwrap();
+    // SAFETY: a valid NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert_ne!(ifindex, 0);
+    // SAFETY: plain socket(2); closed below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0);
+    for f in frames {
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = 0x0800u16.to_be();
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&f[..6]);
+        // SAFETY: sends `f` to a sockaddr_ll of the size we pass.
+        let rc = unsafe {
+            libc::sendto(
+                fd,
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, f.len() as isize, "{}", std::io::Error::last_os_error());
+    }
+    // SAFETY: our descriptor, closed once.
+    unsafe { libc::close(fd) };
+}
+
+/// RFC 8971 inner frames from `src` that B must refuse: `bad` of them fail
+/// the MAC or 127/8 checks (B's `vxlan_rejected`), `ttl` fail GTSM (B's
+/// manager `ttl` counter).
+fn bad_frames(src: Ipv4Addr) -> (Vec<Vec<u8>>, u64, u64) {
+    let bfd = {
+        let r = bfd::packet::Repr {
+            diag: Diagnostic::None,
+            state: State::Down,
+            poll: false,
+            final_: false,
+            control_plane_independent: false,
+            demand: false,
+            detect_mult: 3,
+            my_discriminator: 0x5555,
+            your_discriminator: 0,
+            desired_min_tx: 1_000_000,
+            required_min_rx: 1_000_000,
+            required_min_echo_rx: 0,
+            auth: None,
+        };
+        let mut b = [0u8; 24];
+        r.emit(&mut b).unwrap();
+        b
+    };
+    let good = bfd::vxlan::rfc8971_inner([0x02, 0, 0, 0, 0, 0x66], src, 49999);
+    let frame = |r: bfd::wire::UdpIpv4Repr| {
+        let mut buf = [0u8; 128];
+        let n = r.emit(&bfd, true, &mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let wrong_mac = bfd::wire::UdpIpv4Repr {
+        dst_mac: bfd::vxlan::BFD_DST_MAC,
+        ..good
+    };
+    let not_loopback = bfd::wire::UdpIpv4Repr {
+        dst_ip: bfd::vxlan::SWITCH_BFD_IP,
+        ..good
+    };
+    let low_ttl = bfd::wire::UdpIpv4Repr { ttl: 254, ..good };
+    (
+        vec![frame(wrong_mac), frame(not_loopback), frame(low_ttl)],
+        2,
+        1,
+    )
+}
+
 #[test]
 fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
     let ns = NsPair::new("bf8", "198.18.0.1/24", "198.18.0.2/24");
     let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
-    vxlan_device(&ns.a, &ns.dev_a, MGMT_VNI, a, b);
-    vxlan_device(&ns.b, &ns.dev_b, MGMT_VNI, b, a);
+    vxlan_device(&ns.a, &ns.dev_a, "vx0", MGMT_VNI, a, b);
+    vxlan_device(&ns.b, &ns.dev_b, "vx0", MGMT_VNI, b, a);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("rfc8971.pcap");
     let cap = Capture(
@@ -300,6 +382,13 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
     let (na, nb) = (ns.a.clone(), ns.b.clone());
     let ta = std::thread::spawn(move || rfc8971_side(na, a, b, 1, stop_a));
     let tb = std::thread::spawn(move || rfc8971_side(nb, b, a, 2, stop_b));
+    // Mid-run, frames B must refuse arrive from A's side of the tunnel.
+    std::thread::sleep(Duration::from_millis(1500));
+    let (bad, want_rejected, want_ttl) = bad_frames(a);
+    let nsa = ns.a.clone();
+    std::thread::spawn(move || inject(&nsa, "vx0", &bad))
+        .join()
+        .unwrap();
     let (sa, sb) = (ta.join().unwrap(), tb.join().unwrap());
     drop(cap);
     assert!(sa.up_at.is_some() && sb.up_at.is_some(), "{sa:?} {sb:?}");
@@ -318,10 +407,13 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
         "Down {after:?} after A stopped: {sb:?}"
     );
     assert!(down_at > stop_a, "{sb:?}");
+    // Each refused frame is counted once, where its check belongs.
+    assert_eq!(sb.io.vxlan_rejected, want_rejected, "{sb:?}");
+    assert_eq!(sb.counters.ttl, want_ttl, "{sb:?}");
+    assert_eq!(sa.io.vxlan_rejected + sa.counters.ttl, 0, "{sa:?}");
     for s in [&sa, &sb] {
         let c = &s.counters;
-        assert_eq!(c.malformed + c.no_session + c.ttl + c.rejected, 0, "{s:?}");
-        assert_eq!(s.io.vxlan_rejected, 0, "{s:?}");
+        assert_eq!(c.malformed + c.no_session + c.rejected, 0, "{s:?}");
         assert_eq!(s.io.send_errors, 0, "{s:?}");
         assert!(
             s.io.send_packets >= 20 && s.io.send_calls <= s.io.send_packets,
@@ -345,11 +437,18 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
         ])
         .args(["-e", "ip.ttl", "-e", "udp.dstport", "-e", "bfd.sta"])
         .args(["-e", "_ws.malformed", "-e", "_ws.expert.severity"])
+        .args(["-e", "bfd.my_discriminator"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Vec<&str>> = text.lines().map(|r| r.split('|').collect()).collect();
-    // IPv6 is off on vx0: every frame in the VNI is BFD.
+    // IPv6 is off on vx0: every frame in the VNI is BFD; leave out the
+    // three injected ones (BFD discriminator 0x5555).
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .map(|r| r.split('|').collect::<Vec<_>>())
+        .filter(|f| f.get(9).is_none_or(|d| !d.contains("0x00005555")))
+        .collect();
+    assert_eq!(text.lines().count(), rows.len() + 3, "{text}");
     assert!(rows.len() > 40, "{text}");
     for f in &rows {
         assert_eq!(f[0], "777", "management VNI: {f:?}");
@@ -379,4 +478,109 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
         rows.iter().any(|f| f[6] == "0x03"),
         "some packets in Up: {text}"
     );
+}
+
+/// Runs sessions toward every `(device, remote, flavor)` of `links` from
+/// `local` in `ns` for `run_for`, with `coalesce` of timer coalescing; returns
+/// how many came Up and the I/O counters.
+fn many_links(
+    ns: String,
+    local: Ipv4Addr,
+    links: Vec<(String, Ipv4Addr, Ipv4Addr, VxlanFlavor)>,
+    coalesce: Duration,
+    run_for: Duration,
+) -> (usize, bfd::manager::Counters, IoStats) {
+    common::enter(&ns);
+    let mut m = Manager::new(ManagerConfig::default()).unwrap();
+    let cfg = SessionConfig {
+        desired_min_tx: Duration::from_millis(100),
+        required_min_rx: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let keys: Vec<PeerKey> = links
+        .iter()
+        .map(|(_, l, r, _)| PeerKey {
+            remote: IpAddr::V4(*r),
+            local: IpAddr::V4(*l),
+            encap: Encap::Vxlan,
+        })
+        .collect();
+    for k in &keys {
+        m.add_session(*k, cfg.clone(), Instant::now()).unwrap();
+    }
+    let mut d = Driver::bind(
+        m,
+        DriverConfig {
+            coalesce,
+            ..DriverConfig::new(local)
+        },
+    )
+    .unwrap();
+    for ((dev, _, _, flavor), k) in links.iter().zip(&keys) {
+        d.attach_vxlan(dev, *k, *flavor).unwrap();
+    }
+    d.run_until(Instant::now() + run_for).unwrap();
+    let up = d
+        .manager()
+        .statuses()
+        .filter(|(_, s)| s.state == State::Up)
+        .count();
+    (up, d.manager().counters(), d.io_stats())
+}
+
+/// Four RFC 8971 links from one instance (one device per Management VNI:
+/// the kernel allows one device per VNI and port in a namespace) plus one
+/// OVS-convention link: the frames of one flush leave in one `sendmmsg`
+/// whatever their device, so with 30 ms coalescing the calls are fewer than
+/// the frames.
+#[test]
+fn frames_of_many_devices_share_a_sendmmsg() {
+    let ns = NsPair::new("bfm", "198.18.0.1/24", "198.18.0.2/24");
+    let a = Ipv4Addr::new(198, 18, 0, 1);
+    let mut links_a = Vec::new();
+    let mut links_b = Vec::new();
+    for k in 0..5u8 {
+        let b = Ipv4Addr::new(198, 18, 0, 10 + k);
+        run(&[
+            "ip",
+            "-n",
+            &ns.b,
+            "addr",
+            "add",
+            &format!("{b}/24"),
+            "dev",
+            &ns.dev_b,
+        ]);
+        let (vni, flavor) = if k == 4 {
+            (0, VxlanFlavor::OvsVtep)
+        } else {
+            let vni = 800 + u32::from(k);
+            (
+                vni,
+                VxlanFlavor::Rfc8971 {
+                    management_vni: vni,
+                },
+            )
+        };
+        let dev = format!("vx{k}");
+        vxlan_device(&ns.a, &ns.dev_a, &dev, vni, a, b);
+        vxlan_device(&ns.b, &ns.dev_b, &dev, vni, b, a);
+        links_a.push((dev.clone(), a, b, flavor));
+        links_b.push((dev, b, a, flavor));
+    }
+    let (na, nb) = (ns.a.clone(), ns.b.clone());
+    let (coalesce, run_for) = (Duration::from_millis(30), Duration::from_secs(4));
+    let ta = std::thread::spawn(move || many_links(na, a, links_a, coalesce, run_for));
+    let tb = std::thread::spawn(move || {
+        many_links(nb, Ipv4Addr::UNSPECIFIED, links_b, coalesce, run_for)
+    });
+    let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+    eprintln!("A {ra:?}\nB {rb:?}");
+    for (up, c, io) in [&ra, &rb] {
+        assert_eq!(*up, 5, "{c:?} {io:?}");
+        assert_eq!(c.malformed + c.no_session + c.ttl + c.rejected, 0, "{c:?}");
+        assert_eq!((io.send_errors, io.vxlan_rejected), (0, 0), "{io:?}");
+        assert!(io.send_packets > 60, "{io:?}");
+        assert!(io.send_calls < io.send_packets, "batched: {io:?}");
+    }
 }

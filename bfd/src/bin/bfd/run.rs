@@ -80,7 +80,7 @@ pub fn run(config: &Path, metrics_listen: Option<SocketAddr>, status_path: &Path
     )
     .with_context(|| format!("bind BFD sockets on {}", v.bind))?;
     for p in &v.peers {
-        if let (Some(dev), false) = (&p.vxlan_device, driver.has_vxlan(p.key.remote)) {
+        if let (Some(dev), false) = (&p.vxlan_device, driver.has_vxlan(p.key)) {
             driver
                 .attach_vxlan(dev, p.key, p.vxlan_flavor)
                 .with_context(|| format!("session {}: VXLAN device {dev}", p.name))?;
