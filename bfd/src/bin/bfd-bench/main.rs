@@ -92,10 +92,25 @@ fn run(args: Args) -> Result<()> {
         bring_up_timeout: Duration::from_secs(args.bring_up_timeout),
     };
     let mut results: Vec<Outcome> = Vec::new();
+    // An implementation that did not bring all sessions Up at one count is
+    // not run at the larger ones ("as far as it holds up").
+    let mut gave_up: std::collections::HashMap<String, usize> = Default::default();
     for &n in &args.sessions {
         let hosts = (n as f64).sqrt().ceil() as usize;
         let pair = netns::Pair::new(hosts.max(1), &dir)?;
         for imp in &args.implementations {
+            if let Some(&m) = gave_up.get(imp).filter(|&&m| m < n) {
+                eprintln!("{imp}: {n} sessions skipped: not all Up at {m}");
+                results.push(Outcome {
+                    implementation: implementation_name(imp),
+                    sessions: n,
+                    bring_up: None,
+                    sides: Default::default(),
+                    host: Default::default(),
+                    note: format!("skipped: not all Up at {m} sessions"),
+                });
+                continue;
+            }
             eprintln!(
                 "{imp}: {n} sessions, {hosts}x{hosts} addresses, {:?} measured",
                 p.duration
@@ -107,17 +122,17 @@ fn run(args: Args) -> Result<()> {
             };
             match r {
                 Ok(o) => {
+                    if o.bring_up.is_none() {
+                        gave_up.entry(imp.clone()).or_insert(n);
+                    }
                     print_rows(std::slice::from_ref(&o));
                     results.push(o);
                 }
                 Err(e) => {
                     eprintln!("  {imp} at {n}: {e:#}");
+                    gave_up.entry(imp.clone()).or_insert(n);
                     results.push(Outcome {
-                        implementation: if imp == "frr" {
-                            "frr-bfdd"
-                        } else {
-                            "bridgehead"
-                        },
+                        implementation: implementation_name(imp),
                         sessions: n,
                         bring_up: None,
                         sides: Default::default(),
@@ -139,6 +154,14 @@ fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+fn implementation_name(imp: &str) -> &'static str {
+    if imp == "frr" {
+        "frr-bfdd"
+    } else {
+        "bridgehead"
+    }
+}
+
 fn print_rows(rows: &[Outcome]) {
     println!(
         "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7} {:>6} {:>9} {:>9} {:>9} {:>6} {:>8} note",
@@ -156,6 +179,10 @@ fn print_rows(rows: &[Outcome]) {
         "rcvbuf",
     );
     for o in rows {
+        if o.note.starts_with("skipped") {
+            println!("{:>8} {:<11} {}", o.sessions, o.implementation, o.note);
+            continue;
+        }
         for (i, s) in o.sides.iter().enumerate() {
             println!(
                 "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7.1} {:>6.1} {:>9} {:>9.0} {:>9.0} {:>6} {:>8} {}",
