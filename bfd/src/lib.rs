@@ -42,9 +42,11 @@
 //! - [`timer_wheel`]: one timing wheel (1 ms slots) holding every session's
 //!   `poll_timeout()`, so an event loop sleeps once for all sessions.
 //! - [`wire`] and [`vxlan`]: Ethernet/IPv4/UDP views and the BFD-in-VXLAN
-//!   frame of the Open vSwitch / hardware_vtep convention (VNI 0, switch
-//!   169.254.1.1 at 00:23:20:00:00:01 <-> us 169.254.1.0). Plain single-hop and
-//!   multihop BFD (UDP 3784 / 4784) need only the UDP payload from `packet`.
+//!   frames of two flavours: the Open vSwitch / hardware_vtep convention
+//!   (VNI 0, switch 169.254.1.1 at 00:23:20:00:00:01 <-> us 169.254.1.0) and
+//!   RFC 8971 (a Management VNI, VTEP address -> 127.0.0.1 at
+//!   00-00-5E-00-52-02). Plain single-hop and multihop BFD (UDP 3784 / 4784)
+//!   need only the UDP payload from `packet`.
 //! - [`manager`]: many sessions, still sans-IO: §6.8.6 demultiplexing by Your
 //!   Discriminator or by addresses, GTSM, a fixed source port per session,
 //!   one [`timer_wheel::TimerWheel`], counters.
@@ -64,8 +66,9 @@
 //!   `Handle::snapshot` hands them out with the packet and drop counters, and
 //!   `metrics::Metrics` renders them for Prometheus with bounded labels only.
 //!
-//! - [`vxlan_link`]: BFD inside VXLAN through a kernel VNI 0 device per
-//!   switch and an `AF_PACKET` socket carrying the inner frames of [`vxlan`].
+//! - [`vxlan_link`]: BFD inside VXLAN through a kernel VXLAN device (in the
+//!   flavour's BFD VNI) per remote VTEP and an `AF_PACKET` socket carrying the
+//!   inner frames of [`vxlan`].
 //! - [`file_config`], [`reload`], [`report`]: what the `bfd` command (and a
 //!   daemon embedding this crate) reads and shows: a TOML file of sessions
 //!   validated field by field, the add/retime/replace/remove plan of a

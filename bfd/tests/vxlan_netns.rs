@@ -584,3 +584,140 @@ fn frames_of_many_devices_share_a_sendmmsg() {
         assert!(io.send_calls < io.send_packets, "batched: {io:?}");
     }
 }
+
+/// A `bfd run` process in a namespace, killed and reaped by PID on drop
+/// (`ip netns exec` execs the command, so the child is `bfd` itself).
+struct Daemon {
+    child: Child,
+    socket: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Daemon {
+    fn start(ns: &str, dir: &std::path::Path, tag: &str, config: &str) -> Daemon {
+        let path = dir.join(format!("{tag}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let socket = dir.join(format!("{tag}.sock"));
+        let log = dir.join(format!("{tag}.log"));
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                env!("CARGO_BIN_EXE_bfd"),
+                "run",
+                "--config",
+            ])
+            .arg(&path)
+            .arg("--status-socket")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        Daemon { child, socket, log }
+    }
+
+    /// The state of the only session, once `bfd status` answers.
+    fn state(&self) -> Option<String> {
+        let out = Command::new(env!("CARGO_BIN_EXE_bfd"))
+            .args(["status", "--json", "--status-socket"])
+            .arg(&self.socket)
+            .output()
+            .unwrap();
+        let r: bfd::report::StatusReport = serde_json::from_slice(&out.stdout).ok()?;
+        r.sessions.first().map(|s| s.state.clone())
+    }
+
+    fn wait_state(&self, want: &str, within: Duration) -> Instant {
+        let end = Instant::now() + within;
+        let mut last = None;
+        while Instant::now() < end {
+            last = self.state();
+            if last.as_deref() == Some(want) {
+                return Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "never {want}, last {last:?}; log:\n{}",
+            std::fs::read_to_string(&self.log).unwrap_or_default()
+        );
+    }
+}
+
+/// The `bfd` command with `vxlan_flavor = "rfc8971"` in its file: two
+/// processes over Management VNI 777 devices come Up, and when one is killed
+/// the other declares it Down within the Detection Time.
+#[test]
+fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
+    let ns = NsPair::new("bfr", "198.18.0.1/24", "198.18.0.2/24");
+    let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
+    vxlan_device(&ns.a, &ns.dev_a, "vxm", MGMT_VNI, a, b);
+    vxlan_device(&ns.b, &ns.dev_b, "vxm", MGMT_VNI, b, a);
+    let dir = tempfile::tempdir().unwrap();
+    let config = |l: Ipv4Addr, r: Ipv4Addr| {
+        format!(
+            "[[peer]]\nname = \"mgmt\"\nlocal = \"{l}\"\nremote = \"{r}\"\nmode = \"vxlan\"\n\
+             vxlan_flavor = \"rfc8971\"\nmanagement_vni = {MGMT_VNI}\nvxlan_device = \"vxm\"\n\
+             tx_interval_ms = 100\nrx_interval_ms = 100\nmultiplier = 3\n"
+        )
+    };
+    let pcap = dir.path().join("run.pcap");
+    let cap = Capture(
+        Command::new("ip")
+            .args(["netns", "exec", &ns.b, "tcpdump", "-i", &ns.dev_b, "-w"])
+            .arg(&pcap)
+            .args(["-U", "udp", "port", "4789"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500)); // let the capture start
+    let mut da = Daemon::start(&ns.a, dir.path(), "a", &config(a, b));
+    let db = Daemon::start(&ns.b, dir.path(), "b", &config(b, a));
+    da.wait_state("up", Duration::from_secs(10));
+    db.wait_state("up", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    drop(cap);
+    // The file's flavour is what went on the wire, both ways.
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(&pcap)
+        .args(["-T", "fields", "-E", "separator=|", "-e", "vxlan.vni"])
+        .args(["-e", "eth.dst", "-e", "ip.dst", "-e", "bfd.sta"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().count() >= 4, "{text}");
+    for r in text.lines() {
+        assert!(
+            r.starts_with("777|") && r.contains(",00:00:5e:00:52:02|") && r.contains(",127.0.0.1|"),
+            "{r}"
+        );
+    }
+    for dst in [a, b] {
+        assert!(
+            text.lines()
+                .any(|r| r.contains(&format!("|{dst},127.0.0.1|0x03"))),
+            "Up packets to {dst}: {text}"
+        );
+    }
+    let _ = da.child.kill();
+    let _ = da.child.wait();
+    let killed = Instant::now();
+    let down = db.wait_state("down", Duration::from_secs(3));
+    // Detection Time 300 ms, plus the 20 ms status polling and a status
+    // round trip.
+    let after = down - killed;
+    eprintln!("bfd run: B Down {after:?} after A was killed");
+    assert!(after <= Duration::from_millis(450), "{after:?}");
+}
