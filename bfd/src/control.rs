@@ -261,8 +261,8 @@ impl Handle {
 
     /// Opens VXLAN device `ifname` (in the BFD VNI of `flavor`) for VXLAN
     /// sessions between `peer.local` and `peer.remote` (see
-    /// [`crate::udp::Driver::attach_vxlan`]); a device already attached for
-    /// those addresses is kept.
+    /// [`crate::udp::Driver::attach_vxlan`]); it replaces a device attached
+    /// before for those addresses.
     pub fn attach_vxlan(
         &self,
         ifname: &str,
@@ -316,12 +316,7 @@ impl Control {
                     let _ = r.send(d.snapshot());
                 }
                 Ok(Command::AttachVxlan(ifname, peer, flavor, r)) => {
-                    let res = if d.has_vxlan(peer) {
-                        Ok(())
-                    } else {
-                        d.attach_vxlan(&ifname, peer, flavor)
-                    };
-                    let _ = r.send(res);
+                    let _ = r.send(d.attach_vxlan(&ifname, peer, flavor));
                 }
                 Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => return false,
                 Err(mpsc::TryRecvError::Empty) => return true,

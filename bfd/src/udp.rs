@@ -183,15 +183,24 @@ impl Driver {
     /// Serves BFD inside VXLAN through device `ifname`, in the BFD VNI of
     /// `flavor` (see [`crate::vxlan_link`]): sessions with `Encap::Vxlan`,
     /// remote `peer.remote` and local `peer.local` (the device's underlay
-    /// addresses) then use it.
+    /// addresses) then use it. A device attached before for those addresses
+    /// is replaced, so a reload can change the device or the flavor; on
+    /// error the old one stays.
     pub fn attach_vxlan(
         &mut self,
         ifname: &str,
         peer: PeerKey,
         flavor: VxlanFlavor,
     ) -> io::Result<()> {
-        self.vxlan
-            .push(VxlanLink::open(ifname, peer.remote, peer.local, flavor)?);
+        let link = VxlanLink::open(ifname, peer.remote, peer.local, flavor)?;
+        match self
+            .vxlan
+            .iter_mut()
+            .find(|l| l.remote == peer.remote && l.local == peer.local)
+        {
+            Some(old) => *old = link,
+            None => self.vxlan.push(link),
+        }
         Ok(())
     }
 

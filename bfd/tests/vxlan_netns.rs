@@ -589,6 +589,7 @@ fn frames_of_many_devices_share_a_sendmmsg() {
 /// (`ip netns exec` execs the command, so the child is `bfd` itself).
 struct Daemon {
     child: Child,
+    tag: String,
     socket: std::path::PathBuf,
     log: std::path::PathBuf,
 }
@@ -622,27 +623,39 @@ impl Daemon {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Daemon { child, socket, log }
+        Daemon {
+            child,
+            tag: tag.to_owned(),
+            socket,
+            log,
+        }
     }
 
-    /// The state of the only session, once `bfd status` answers.
-    fn state(&self) -> Option<String> {
+    /// State and local discriminator of the only session, once `bfd status`
+    /// answers.
+    fn state(&self) -> Option<(String, u32)> {
         let out = Command::new(env!("CARGO_BIN_EXE_bfd"))
             .args(["status", "--json", "--status-socket"])
             .arg(&self.socket)
             .output()
             .unwrap();
         let r: bfd::report::StatusReport = serde_json::from_slice(&out.stdout).ok()?;
-        r.sessions.first().map(|s| s.state.clone())
+        r.sessions
+            .first()
+            .map(|s| (s.state.clone(), s.local_discriminator))
     }
 
-    fn wait_state(&self, want: &str, within: Duration) -> Instant {
+    /// Waits for state `want` of a session other than discriminator `not`;
+    /// returns when it was seen and the session's discriminator.
+    fn wait_state(&self, want: &str, not: u32, within: Duration) -> (Instant, u32) {
         let end = Instant::now() + within;
         let mut last = None;
         while Instant::now() < end {
             last = self.state();
-            if last.as_deref() == Some(want) {
-                return Instant::now();
+            if let Some((st, d)) = &last {
+                if st == want && *d != not {
+                    return (Instant::now(), *d);
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -654,22 +667,29 @@ impl Daemon {
 }
 
 /// The `bfd` command with `vxlan_flavor = "rfc8971"` in its file: two
-/// processes over Management VNI 777 devices come Up, and when one is killed
-/// the other declares it Down within the Detection Time.
+/// processes over Management VNI 777 devices come Up; a SIGHUP reload to
+/// `vxlan_flavor = "ovs"` on VNI 0 devices replaces the sessions and their
+/// links, and they come Up again in that convention; when one process is
+/// killed the other declares it Down within the Detection Time. A capture
+/// shows each phase's frames in its flavour's shape, both ways.
 #[test]
 fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
     let ns = NsPair::new("bfr", "198.18.0.1/24", "198.18.0.2/24");
     let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
-    vxlan_device(&ns.a, &ns.dev_a, "vxm", MGMT_VNI, a, b);
-    vxlan_device(&ns.b, &ns.dev_b, "vxm", MGMT_VNI, b, a);
+    for (n, dev, l, r) in [(&ns.a, &ns.dev_a, a, b), (&ns.b, &ns.dev_b, b, a)] {
+        vxlan_device(n, dev, "vxm", MGMT_VNI, l, r);
+        vxlan_device(n, dev, "vx0", 0, l, r);
+    }
     let dir = tempfile::tempdir().unwrap();
-    let config = |l: Ipv4Addr, r: Ipv4Addr| {
+    let config = |l: Ipv4Addr, r: Ipv4Addr, flavor: &str| {
         format!(
             "[[peer]]\nname = \"mgmt\"\nlocal = \"{l}\"\nremote = \"{r}\"\nmode = \"vxlan\"\n\
-             vxlan_flavor = \"rfc8971\"\nmanagement_vni = {MGMT_VNI}\nvxlan_device = \"vxm\"\n\
-             tx_interval_ms = 100\nrx_interval_ms = 100\nmultiplier = 3\n"
+             tx_interval_ms = 100\nrx_interval_ms = 100\nmultiplier = 3\n{flavor}\n"
         )
     };
+    let rfc8971 =
+        format!("vxlan_flavor = \"rfc8971\"\nmanagement_vni = {MGMT_VNI}\nvxlan_device = \"vxm\"");
+    let ovs = "vxlan_flavor = \"ovs\"\nvxlan_device = \"vx0\"";
     let pcap = dir.path().join("run.pcap");
     let cap = Capture(
         Command::new("ip")
@@ -682,13 +702,27 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(500)); // let the capture start
-    let mut da = Daemon::start(&ns.a, dir.path(), "a", &config(a, b));
-    let db = Daemon::start(&ns.b, dir.path(), "b", &config(b, a));
-    da.wait_state("up", Duration::from_secs(10));
-    db.wait_state("up", Duration::from_secs(10));
+    let mut da = Daemon::start(&ns.a, dir.path(), "a", &config(a, b, &rfc8971));
+    let db = Daemon::start(&ns.b, dir.path(), "b", &config(b, a, &rfc8971));
+    let (_, old_a) = da.wait_state("up", 0, Duration::from_secs(10));
+    let (_, old_b) = db.wait_state("up", 0, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Reload both to the OVS convention on the VNI 0 devices.
+    for (d, l, r) in [(&da, a, b), (&db, b, a)] {
+        std::fs::write(
+            dir.path().join(format!("{}.toml", d.tag)),
+            config(l, r, ovs),
+        )
+        .unwrap();
+        // SAFETY: signals our own child by PID.
+        assert_eq!(unsafe { libc::kill(d.child.id() as i32, libc::SIGHUP) }, 0);
+    }
+    da.wait_state("up", old_a, Duration::from_secs(10));
+    db.wait_state("up", old_b, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     drop(cap);
-    // The file's flavour is what went on the wire, both ways.
+
     let out = Command::new("tshark")
         .arg("-r")
         .arg(&pcap)
@@ -697,24 +731,27 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().count() >= 4, "{text}");
     for r in text.lines() {
-        assert!(
-            r.starts_with("777|") && r.contains(",00:00:5e:00:52:02|") && r.contains(",127.0.0.1|"),
-            "{r}"
-        );
+        let rfc =
+            r.starts_with("777|") && r.contains(",00:00:5e:00:52:02|") && r.contains(",127.0.0.1|");
+        let ovs =
+            r.starts_with("0|") && r.contains(",00:23:20:00:00:01|") && r.contains(",169.254.1.1|");
+        assert!(rfc || ovs, "{r}: {text}");
     }
     for dst in [a, b] {
-        assert!(
-            text.lines()
-                .any(|r| r.contains(&format!("|{dst},127.0.0.1|0x03"))),
-            "Up packets to {dst}: {text}"
-        );
+        for (what, inner) in [("RFC 8971", "127.0.0.1"), ("OVS", "169.254.1.1")] {
+            assert!(
+                text.lines()
+                    .any(|r| r.contains(&format!("|{dst},{inner}|0x03"))),
+                "{what} Up packets to {dst}: {text}"
+            );
+        }
     }
+
     let _ = da.child.kill();
     let _ = da.child.wait();
     let killed = Instant::now();
-    let down = db.wait_state("down", Duration::from_secs(3));
+    let (down, _) = db.wait_state("down", 0, Duration::from_secs(3));
     // Detection Time 300 ms, plus the 20 ms status polling and a status
     // round trip.
     let after = down - killed;
