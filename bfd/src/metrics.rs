@@ -9,7 +9,7 @@
 //! | `bfd_sessions` | gauge | `state`: admin_down, down, init, up |
 //! | `bfd_packets_received_total` | counter | |
 //! | `bfd_packets_sent_total` | counter | |
-//! | `bfd_packets_dropped_total` | counter | `reason`: malformed, no_session, ttl, rejected, send_error |
+//! | `bfd_packets_dropped_total` | counter | `reason`: malformed, no_session, ttl, rejected, send_error, vxlan_frame |
 //! | `bfd_state_changes_total` | counter | |
 //! | `bfd_flaps_total` | counter | |
 //! | `bfd_detections_total` | counter | |
