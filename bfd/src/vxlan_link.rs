@@ -15,6 +15,13 @@
 //! kernel's own link-local chatter (neighbour solicitations, MLD, router
 //! solicitations) rides the BFD VNI to the remote's BFD port.
 //!
+//! Linux allows one VXLAN device per VNI and UDP port in a namespace
+//! (whatever its local and remote addresses: `ip link add` answers "A VXLAN
+//! device with the specified VNI already exists"), so devices toward several
+//! remotes need distinct VNIs (a Management VNI per remote VTEP for RFC
+//! 8971), as the tests do; one shared external (collect-metadata) device is
+//! not supported here.
+//!
 //! The transmissions of one flush, whatever their device, are built into a
 //! [`SendBatch`] and leave in one `sendmmsg` on one packet socket (each
 //! frame names its device in its `sockaddr_ll`), from buffers kept between
