@@ -23,7 +23,7 @@
 //! not supported here.
 //!
 //! The transmissions of one flush, whatever their device, are built into a
-//! [`SendBatch`] and leave in one `sendmmsg` on one packet socket (each
+//! `SendBatch` and leave in one `sendmmsg` on one packet socket (each
 //! frame names its device in its `sockaddr_ll`), from buffers kept between
 //! flushes. A link normally carries a single session (one per remote VTEP),
 //! so batching per device would rarely put more than one frame in a call.
