@@ -26,7 +26,8 @@ pub enum Encap {
     SingleHop,
     /// RFC 5883: UDP 4784, TTL checked against a configured minimum.
     MultiHop,
-    /// Inside VXLAN VNI 0 (OVS convention); the inner TTL is 255 like single hop.
+    /// Inside VXLAN (the link decides the flavour: OVS convention in VNI 0, or
+    /// RFC 8971 in a Management VNI); the inner TTL is 255 like single hop.
     Vxlan,
 }
 
