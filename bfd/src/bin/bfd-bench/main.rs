@@ -80,6 +80,7 @@ fn run(args: Args) -> Result<()> {
             bin.display()
         );
     }
+    sides::catch_signals()?;
     let dir = std::env::temp_dir().join(format!("bfd-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // bfdd runs as frr and must reach its files.
@@ -128,6 +129,7 @@ fn run(args: Args) -> Result<()> {
                     print_rows(std::slice::from_ref(&o));
                     results.push(o);
                 }
+                Err(e) if sides::interrupted() => return Err(e),
                 Err(e) => {
                     eprintln!("  {imp} at {n}: {e:#}");
                     gave_up.entry(imp.clone()).or_insert(n);
@@ -142,7 +144,7 @@ fn run(args: Args) -> Result<()> {
                 }
             }
             // Let the other side's sessions and the kernel's queues settle.
-            std::thread::sleep(Duration::from_secs(2));
+            sides::nap(Duration::from_secs(2))?;
         }
     }
     println!();

@@ -14,6 +14,42 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Set by SIGINT/SIGTERM: the sleeps below give up, so every guard (the
+/// processes, then the namespaces) is dropped and cleans up.
+static INTERRUPTED: std::sync::OnceLock<std::sync::Arc<std::sync::atomic::AtomicBool>> =
+    std::sync::OnceLock::new();
+
+/// Makes SIGINT and SIGTERM stop the benchmark cleanly.
+pub fn catch_signals() -> Result<()> {
+    let flag = INTERRUPTED.get_or_init(Default::default);
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, flag.clone())?;
+    }
+    Ok(())
+}
+
+/// A signal asked to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED
+        .get()
+        .is_some_and(|f| f.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Sleeps `d` in short slices; an error once a signal asked to stop.
+pub fn nap(d: Duration) -> Result<()> {
+    let end = Instant::now() + d;
+    loop {
+        if interrupted() {
+            bail!("interrupted: stopping the daemons and removing the namespaces");
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(());
+        }
+        std::thread::sleep(left.min(Duration::from_millis(200)));
+    }
+}
+
 /// Benchmark parameters shared by every run.
 #[derive(Debug, Clone)]
 pub struct Params {
@@ -193,7 +229,7 @@ fn bring_up(
         if a.up as usize == n && b.up as usize == n {
             return Ok(Some(t0.elapsed()));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        nap(Duration::from_millis(500))?;
     }
     eprintln!(
         "  not all Up after {timeout:?}: A {} / B {} of {n}",
@@ -214,12 +250,12 @@ fn measure(
     let mut up_min = [start[0].up, start[1].up];
     let end_at = t0 + duration;
     while cheap_up && Instant::now() + Duration::from_secs(5) < end_at {
-        std::thread::sleep(Duration::from_secs(5));
+        nap(Duration::from_secs(5))?;
         for (i, m) in up_min.iter_mut().enumerate() {
             *m = (*m).min(sample(i)?.up);
         }
     }
-    std::thread::sleep(end_at.saturating_duration_since(Instant::now()));
+    nap(end_at.saturating_duration_since(Instant::now()))?;
     let end = [sample(0)?, sample(1)?];
     let host1 = host_cpu_seconds();
     let secs = t0.elapsed().as_secs_f64();
