@@ -347,7 +347,12 @@ pub fn run_bridgehead(
         procs[i].check_alive("bfd run", &logs[i])?;
         let cpu_before = cpu_seconds(pids[i]);
         let Ok(r) = bfd_summary(&sockets[i]) else {
-            return Ok(Sample::default()); // still starting
+            // Still starting: no counters, but its CPU counts.
+            return Ok(Sample {
+                cpu_before,
+                cpu_after: cpu_seconds(pids[i]),
+                ..Sample::default()
+            });
         };
         Ok(Sample {
             up: r.summary.up,
@@ -472,7 +477,13 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
         procs[i].check_alive("bfdd", &logs[i])?;
         let cpu_before = cpu_seconds(pids[i]);
         let Ok(brief) = sides[i].vtysh(&nss[i], "show bfd peers brief json") else {
-            return Ok(Sample::default()); // vty not up yet
+            // vty not answering (bfdd still reading its configuration):
+            // no counters, but the CPU it burns meanwhile counts.
+            return Ok(Sample {
+                cpu_before,
+                cpu_after: cpu_seconds(pids[i]),
+                ..Sample::default()
+            });
         };
         let brief: serde_json::Value = serde_json::from_str(&brief).unwrap_or_default();
         let up = brief
