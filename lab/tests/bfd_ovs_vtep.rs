@@ -62,7 +62,7 @@ impl Responder {
                     bail!("IPv4 only")
                 };
                 let mut d = Driver::bind(m, DriverConfig::new(local))?;
-                d.attach_vxlan(DEV, peer)?;
+                d.attach_vxlan(DEV, peer, bfd::vxlan::VxlanFlavor::OvsVtep)?;
                 Ok(d)
             };
             let mut d = match setup() {
