@@ -20,9 +20,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use api::client::ClientConfig;
+use api::duration::parse_duration;
 use clap::Parser;
 use gateway::MacAddr;
-use gateway::daemon::{self, DaemonConfig, FileConfig, Source, StoreConfig, parse_duration};
+use gateway::daemon::{self, DaemonConfig, FileConfig, Source, StoreConfig};
 use gateway::metrics::DEFAULT_LISTEN;
 use gateway::netns;
 use gateway::reconciler::ReconcilerConfig;

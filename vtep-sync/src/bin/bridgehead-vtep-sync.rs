@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use api::client::ClientConfig;
+use api::duration::parse_duration;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use vtep_sync::daemon::{self, DaemonConfig};
@@ -47,7 +48,7 @@ struct Args {
     #[arg(long, env = "BRIDGEHEAD_VTEP_SYNC_METRICS_LISTEN")]
     metrics_listen: Option<SocketAddr>,
     /// TTL of the lease the observed state is written under (renewed every third of it).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_lease_ttl)]
     lease_ttl: Duration,
     /// OVSDB lock that elects the one writer of a switch among instances.
     #[arg(long, default_value = DEFAULT_LOCK)]
@@ -63,24 +64,9 @@ struct Args {
     ovsdb_key: Option<PathBuf>,
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 2m, 1h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?}: use ms, s, m or h")),
-    };
-    let d =
-        Duration::try_from_secs_f64(secs).map_err(|e| format!("invalid duration {s:?}: {e}"))?;
+/// A lease TTL: a duration (`api::duration`) of at least 1 s.
+fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
     if d < Duration::from_secs(1) {
         return Err(format!(
             "{s:?}: a lease shorter than 1 s cannot be renewed in time"
