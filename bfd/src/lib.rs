@@ -127,6 +127,7 @@ pub mod fasthash;
 pub mod file_config;
 pub mod manager;
 pub mod metrics;
+mod mmsg;
 pub mod packet;
 pub mod reload;
 pub mod report;

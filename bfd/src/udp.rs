@@ -536,38 +536,10 @@ impl SendBatch {
             }
             self.hdrs.push(h);
         }
-        let hdrs = &mut self.hdrs;
-        let (mut calls, mut done) = (0u64, 0usize);
-        while done < hdrs.len() {
-            // SAFETY: every header points into `self.addrs`, `self.iovs` and
-            // `self.cmsgs`, which are not touched until after the call, and
-            // each iovec into a `Transmit` of `list`.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    hdrs[done..].as_mut_ptr(),
-                    (hdrs.len() - done) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            calls += 1;
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                tracing::debug!(error = %e, "bfd sendmmsg failed");
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    // Socket buffer full: drop the rest of this batch.
-                    return (calls, done);
-                }
-                // This datagram is refused (e.g. no route): skip it, send the rest.
-                hdrs.remove(done);
-                continue;
-            }
-            done += rc as usize;
-        }
-        (calls, done)
+        // SAFETY: every header points into `self.addrs`, `self.iovs` and
+        // `self.cmsgs`, which are not touched until after the call, and
+        // each iovec into a `Transmit` of `list`.
+        unsafe { crate::mmsg::send_all(fd, &mut self.hdrs, "udp") }
     }
 }
 

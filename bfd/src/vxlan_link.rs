@@ -146,37 +146,10 @@ impl SendBatch {
             h.msg_hdr.msg_iovlen = 1;
             self.hdrs.push(h);
         }
-        let hdrs = &mut self.hdrs;
-        let (mut calls, mut sent, mut at) = (0u64, 0usize, 0usize);
-        while at < hdrs.len() {
-            // SAFETY: every header points into `self.addrs` and `self.iovs`,
-            // whose iovecs point into `self.frames`; none is touched until
-            // the call returns.
-            let rc = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    hdrs[at..].as_mut_ptr(),
-                    (hdrs.len() - at) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            calls += 1;
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => {}
-                    io::ErrorKind::WouldBlock => break,
-                    _ => {
-                        tracing::debug!(error = %e, "bfd vxlan send failed");
-                        at += 1;
-                    }
-                }
-                continue;
-            }
-            at += rc as usize;
-            sent += rc as usize;
-        }
-        (calls, sent)
+        // SAFETY: every header points into `self.addrs` and `self.iovs`,
+        // whose iovecs point into `self.frames`; none is touched until the
+        // call returns.
+        unsafe { crate::mmsg::send_all(fd, &mut self.hdrs, "vxlan") }
     }
 }
 

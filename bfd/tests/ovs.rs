@@ -6,13 +6,10 @@
 
 mod common;
 
-use bfd::config::SessionConfig;
-use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::{Diagnostic, State};
 use bfd::session::Status;
-use bfd::udp::{Driver, DriverConfig};
 use common::{NsPair, run};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -202,52 +199,15 @@ fn interoperates_with_open_vswitch_bfd_in_vxlan() {
             "bfd:min_rx=100",
         ],
     );
-    run(&[
-        "ip",
-        "-n",
-        &ns.a,
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        "0",
-        "remote",
-        "198.18.0.2",
-        "local",
-        "198.18.0.1",
-        "dstport",
-        "4789",
-        "dev",
-        &ns.dev_a,
-    ]);
-    run(&["ip", "-n", &ns.a, "link", "set", "vx0", "up"]);
+    common::vxlan_device(&ns.a, &ns.dev_a, "vx0", 0, US, OVS);
 
     let (stx, srx) = mpsc::channel::<(Instant, Status, Vec<(State, Diagnostic, Instant)>)>();
     let (ctx, crx) = mpsc::channel::<()>();
     let na = ns.a.clone();
     let t = std::thread::spawn(move || {
         common::enter(&na);
-        let mut m = Manager::new(ManagerConfig {
-            seed: 9,
-            ..Default::default()
-        })
-        .unwrap();
-        let cfg = SessionConfig {
-            desired_min_tx: Duration::from_millis(100),
-            required_min_rx: Duration::from_millis(100),
-            ..Default::default()
-        };
-        let peer = PeerKey {
-            remote: IpAddr::V4(OVS),
-            local: IpAddr::V4(US),
-            encap: Encap::Vxlan,
-        };
-        let discr = m.add_session(peer, cfg, Instant::now()).unwrap();
-        let mut d = Driver::bind(m, DriverConfig::new(US)).unwrap();
-        d.attach_vxlan("vx0", peer, bfd::vxlan::VxlanFlavor::OvsVtep)
-            .unwrap();
+        let (mut d, discr) =
+            common::vxlan_driver(US, OVS, 9, "vx0", bfd::vxlan::VxlanFlavor::OvsVtep);
         while crx.try_recv().is_err() {
             d.run_until(Instant::now() + Duration::from_millis(20))
                 .unwrap();

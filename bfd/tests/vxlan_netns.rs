@@ -11,13 +11,30 @@ use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::{Diagnostic, State};
 use bfd::udp::{Driver, DriverConfig, IoStats};
 use bfd::vxlan::VxlanFlavor;
-use common::{NsPair, run};
+use common::{NsPair, run, vxlan_device};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A capture process, killed and reaped by PID on drop.
 struct Capture(Child);
+
+impl Capture {
+    /// Captures VXLAN (UDP 4789) on `dev` in namespace `ns` into `pcap`,
+    /// giving tcpdump half a second to start.
+    fn start(ns: &str, dev: &str, pcap: &std::path::Path) -> Capture {
+        let c = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump", "-i", dev, "-w"])
+            .arg(pcap)
+            .args(["-U", "udp", "port", "4789"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        Capture(c)
+    }
+}
 
 impl Drop for Capture {
     fn drop(&mut self) {
@@ -33,24 +50,7 @@ fn side(
     seed: u64,
 ) -> (usize, bfd::manager::Counters) {
     common::enter(&ns);
-    let mut m = Manager::new(ManagerConfig {
-        seed,
-        ..Default::default()
-    })
-    .unwrap();
-    let cfg = SessionConfig {
-        desired_min_tx: Duration::from_millis(100),
-        required_min_rx: Duration::from_millis(100),
-        ..Default::default()
-    };
-    let peer = PeerKey {
-        remote: IpAddr::V4(remote),
-        local: IpAddr::V4(local),
-        encap: Encap::Vxlan,
-    };
-    m.add_session(peer, cfg, Instant::now()).unwrap();
-    let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
-    d.attach_vxlan("vx0", peer, VxlanFlavor::OvsVtep).unwrap();
+    let (mut d, _) = common::vxlan_driver(local, remote, seed, "vx0", VxlanFlavor::OvsVtep);
     d.run_until(Instant::now() + Duration::from_secs(4))
         .unwrap();
     let up = d
@@ -65,42 +65,11 @@ fn side(
 fn bfd_in_vni_0_between_two_kernel_vteps() {
     let ns = NsPair::new("bfx", "198.18.0.1/24", "198.18.0.2/24");
     let (a, b) = (Ipv4Addr::new(198, 18, 0, 1), Ipv4Addr::new(198, 18, 0, 2));
-    for (n, dev, l, r) in [(&ns.a, &ns.dev_a, a, b), (&ns.b, &ns.dev_b, b, a)] {
-        run(&[
-            "ip",
-            "-n",
-            n,
-            "link",
-            "add",
-            "vx0",
-            "type",
-            "vxlan",
-            "id",
-            "0",
-            "remote",
-            &r.to_string(),
-            "local",
-            &l.to_string(),
-            "dstport",
-            "4789",
-            "dev",
-            dev,
-        ]);
-        run(&["ip", "-n", n, "link", "set", "vx0", "up"]);
-    }
+    vxlan_device(&ns.a, &ns.dev_a, "vx0", 0, a, b);
+    vxlan_device(&ns.b, &ns.dev_b, "vx0", 0, b, a);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("vx.pcap");
-    let cap = Capture(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.b, "tcpdump", "-i", &ns.dev_b, "-w"])
-            .arg(&pcap)
-            .args(["-U", "udp", "port", "4789"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500)); // let the capture start
+    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap);
     let (na, nb) = (ns.a.clone(), ns.b.clone());
     let ta = std::thread::spawn(move || side(na, a, b, 1));
     let tb = std::thread::spawn(move || side(nb, b, a, 2));
@@ -172,42 +141,6 @@ fn bfd_in_vni_0_between_two_kernel_vteps() {
     );
 }
 
-/// Adds VXLAN device `name` with `vni` from `l` toward `r` over `dev` in
-/// namespace `n`, IPv6 off so only our frames ride the VNI.
-fn vxlan_device(n: &str, dev: &str, name: &str, vni: u32, l: Ipv4Addr, r: Ipv4Addr) {
-    run(&[
-        "ip",
-        "-n",
-        n,
-        "link",
-        "add",
-        name,
-        "type",
-        "vxlan",
-        "id",
-        &vni.to_string(),
-        "remote",
-        &r.to_string(),
-        "local",
-        &l.to_string(),
-        "dstport",
-        "4789",
-        "dev",
-        dev,
-    ]);
-    run(&[
-        "ip",
-        "netns",
-        "exec",
-        n,
-        "sysctl",
-        "-q",
-        "-w",
-        &format!("net.ipv6.conf.{name}.disable_ipv6=1"),
-    ]);
-    run(&["ip", "-n", n, "link", "set", name, "up"]);
-}
-
 /// What one RFC 8971 side saw.
 #[derive(Debug)]
 struct Seen {
@@ -223,31 +156,10 @@ struct Seen {
 /// state changes are timed closely.
 fn rfc8971_side(ns: String, local: Ipv4Addr, remote: Ipv4Addr, seed: u64, until: Instant) -> Seen {
     common::enter(&ns);
-    let mut m = Manager::new(ManagerConfig {
-        seed,
-        ..Default::default()
-    })
-    .unwrap();
-    let cfg = SessionConfig {
-        desired_min_tx: Duration::from_millis(100),
-        required_min_rx: Duration::from_millis(100),
-        ..Default::default()
+    let flavor = VxlanFlavor::Rfc8971 {
+        management_vni: MGMT_VNI,
     };
-    let peer = PeerKey {
-        remote: IpAddr::V4(remote),
-        local: IpAddr::V4(local),
-        encap: Encap::Vxlan,
-    };
-    m.add_session(peer, cfg, Instant::now()).unwrap();
-    let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
-    d.attach_vxlan(
-        "vx0",
-        peer,
-        VxlanFlavor::Rfc8971 {
-            management_vni: MGMT_VNI,
-        },
-    )
-    .unwrap();
+    let (mut d, _) = common::vxlan_driver(local, remote, seed, "vx0", flavor);
     let mut seen = Seen {
         up_at: None,
         down: None,
@@ -361,17 +273,7 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
     vxlan_device(&ns.b, &ns.dev_b, "vx0", MGMT_VNI, b, a);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("rfc8971.pcap");
-    let cap = Capture(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.b, "tcpdump", "-i", &ns.dev_b, "-w"])
-            .arg(&pcap)
-            .args(["-U", "udp", "port", "4789"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500)); // let the capture start
+    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap);
     // A stops at 3 s; B keeps listening and must declare A down within its
     // Detection Time (3 x 100 ms).
     let start = Instant::now();
@@ -691,17 +593,7 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
         format!("vxlan_flavor = \"rfc8971\"\nmanagement_vni = {MGMT_VNI}\nvxlan_device = \"vxm\"");
     let ovs = "vxlan_flavor = \"ovs\"\nvxlan_device = \"vx0\"";
     let pcap = dir.path().join("run.pcap");
-    let cap = Capture(
-        Command::new("ip")
-            .args(["netns", "exec", &ns.b, "tcpdump", "-i", &ns.dev_b, "-w"])
-            .arg(&pcap)
-            .args(["-U", "udp", "port", "4789"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    std::thread::sleep(Duration::from_millis(500)); // let the capture start
+    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap);
     let mut da = Daemon::start(&ns.a, dir.path(), "a", &config(a, b, &rfc8971));
     let db = Daemon::start(&ns.b, dir.path(), "b", &config(b, a, &rfc8971));
     let (_, old_a) = da.wait_state("up", 0, Duration::from_secs(10));
@@ -720,17 +612,40 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
     }
     da.wait_state("up", old_a, Duration::from_secs(10));
     db.wait_state("up", old_b, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
-    drop(cap);
 
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args(["-T", "fields", "-E", "separator=|", "-e", "vxlan.vni"])
-        .args(["-e", "eth.dst", "-e", "ip.dst", "-e", "bfd.sta"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let decode = || {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-T", "fields", "-E", "separator=|", "-e", "vxlan.vni"])
+            .args(["-e", "eth.dst", "-e", "ip.dst", "-e", "bfd.sta"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let wanted = [
+        (a, "RFC 8971", "127.0.0.1"),
+        (a, "OVS", "169.254.1.1"),
+        (b, "RFC 8971", "127.0.0.1"),
+        (b, "OVS", "169.254.1.1"),
+    ];
+    let has = |text: &str, dst: Ipv4Addr, inner: &str| {
+        text.lines()
+            .any(|r| r.contains(&format!("|{dst},{inner}|0x03")))
+    };
+    // Stop capturing once every phase's Up packets are in the file (the
+    // status socket can report Up before that side's first Up packet is
+    // captured), or after 5 s; the assertions below then say what is missing.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let text = decode();
+        if wanted.iter().all(|(dst, _, inner)| has(&text, *dst, inner)) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(cap);
+    let text = decode();
     for r in text.lines() {
         let rfc =
             r.starts_with("777|") && r.contains(",00:00:5e:00:52:02|") && r.contains(",127.0.0.1|");
@@ -738,14 +653,8 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
             r.starts_with("0|") && r.contains(",00:23:20:00:00:01|") && r.contains(",169.254.1.1|");
         assert!(rfc || ovs, "{r}: {text}");
     }
-    for dst in [a, b] {
-        for (what, inner) in [("RFC 8971", "127.0.0.1"), ("OVS", "169.254.1.1")] {
-            assert!(
-                text.lines()
-                    .any(|r| r.contains(&format!("|{dst},{inner}|0x03"))),
-                "{what} Up packets to {dst}: {text}"
-            );
-        }
+    for (dst, what, inner) in wanted {
+        assert!(has(&text, dst, inner), "{what} Up packets to {dst}: {text}");
     }
 
     let _ = da.child.kill();

@@ -2,9 +2,15 @@
 //! veth, names unique per process and call, removed on drop (also on panic).
 #![allow(dead_code)] // each test file uses a different part
 
+use bfd::config::SessionConfig;
+use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
+use bfd::udp::{Driver, DriverConfig};
+use bfd::vxlan::VxlanFlavor;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -75,4 +81,71 @@ pub fn enter(ns: &str) {
     let f = std::fs::File::open(format!("/run/netns/{ns}")).unwrap();
     // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
     assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+}
+
+/// Adds VXLAN device `name` with `vni` from `l` toward `r` over `dev` in
+/// namespace `n`, IPv6 off so only our frames ride the VNI, and sets it up.
+pub fn vxlan_device(n: &str, dev: &str, name: &str, vni: u32, l: Ipv4Addr, r: Ipv4Addr) {
+    run(&[
+        "ip",
+        "-n",
+        n,
+        "link",
+        "add",
+        name,
+        "type",
+        "vxlan",
+        "id",
+        &vni.to_string(),
+        "remote",
+        &r.to_string(),
+        "local",
+        &l.to_string(),
+        "dstport",
+        "4789",
+        "dev",
+        dev,
+    ]);
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        n,
+        "sysctl",
+        "-q",
+        "-w",
+        &format!("net.ipv6.conf.{name}.disable_ipv6=1"),
+    ]);
+    run(&["ip", "-n", n, "link", "set", name, "up"]);
+}
+
+/// A driver (in the calling thread's namespace) with one 100 ms × 3 BFD
+/// session from `local` to `remote` inside VXLAN device `dev` of `flavor`;
+/// returns it with the session's discriminator.
+pub fn vxlan_driver(
+    local: Ipv4Addr,
+    remote: Ipv4Addr,
+    seed: u64,
+    dev: &str,
+    flavor: VxlanFlavor,
+) -> (Driver, u32) {
+    let mut m = Manager::new(ManagerConfig {
+        seed,
+        ..Default::default()
+    })
+    .unwrap();
+    let cfg = SessionConfig {
+        desired_min_tx: Duration::from_millis(100),
+        required_min_rx: Duration::from_millis(100),
+        ..Default::default()
+    };
+    let peer = PeerKey {
+        remote: IpAddr::V4(remote),
+        local: IpAddr::V4(local),
+        encap: Encap::Vxlan,
+    };
+    let discr = m.add_session(peer, cfg, Instant::now()).unwrap();
+    let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
+    d.attach_vxlan(dev, peer, flavor).unwrap();
+    (d, discr)
 }

@@ -102,14 +102,11 @@ fn run(args: Args) -> Result<()> {
         for imp in &args.implementations {
             if let Some(&m) = gave_up.get(imp).filter(|&&m| m < n) {
                 eprintln!("{imp}: {n} sessions skipped: not all Up at {m}");
-                results.push(Outcome {
-                    implementation: implementation_name(imp),
-                    sessions: n,
-                    bring_up: None,
-                    sides: Default::default(),
-                    host: Default::default(),
-                    note: format!("skipped: not all Up at {m} sessions"),
-                });
+                results.push(Outcome::not_run(
+                    imp,
+                    n,
+                    format!("skipped: not all Up at {m} sessions"),
+                ));
                 continue;
             }
             eprintln!(
@@ -133,14 +130,7 @@ fn run(args: Args) -> Result<()> {
                 Err(e) => {
                     eprintln!("  {imp} at {n}: {e:#}");
                     gave_up.entry(imp.clone()).or_insert(n);
-                    results.push(Outcome {
-                        implementation: implementation_name(imp),
-                        sessions: n,
-                        bring_up: None,
-                        sides: Default::default(),
-                        host: Default::default(),
-                        note: format!("failed: {e:#}"),
-                    });
+                    results.push(Outcome::not_run(imp, n, format!("failed: {e:#}")));
                 }
             }
             // Let the other side's sessions and the kernel's queues settle.
@@ -154,14 +144,6 @@ fn run(args: Args) -> Result<()> {
     );
     print_rows(&results);
     Ok(())
-}
-
-fn implementation_name(imp: &str) -> &'static str {
-    if imp == "frr" {
-        "frr-bfdd"
-    } else {
-        "bridgehead"
-    }
 }
 
 fn print_rows(rows: &[Outcome]) {
@@ -181,7 +163,7 @@ fn print_rows(rows: &[Outcome]) {
         "rcvbuf",
     );
     for o in rows {
-        if o.note.starts_with("skipped") {
+        if !o.measured {
             println!("{:>8} {:<11} {}", o.sessions, o.implementation, o.note);
             continue;
         }

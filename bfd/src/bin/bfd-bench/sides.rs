@@ -112,6 +112,27 @@ pub struct Outcome {
     pub host: HostResult,
     /// Why a run did not hold up, if it did not.
     pub note: String,
+    /// False when the run was skipped or failed before measuring.
+    pub measured: bool,
+}
+
+impl Outcome {
+    /// A row for a run that measured nothing (skipped, or failed), with why.
+    pub fn not_run(implementation: &str, sessions: usize, note: String) -> Outcome {
+        Outcome {
+            implementation: if implementation == "frr" {
+                "frr-bfdd"
+            } else {
+                "bridgehead"
+            },
+            sessions,
+            bring_up: None,
+            sides: Default::default(),
+            host: Default::default(),
+            note,
+            measured: false,
+        }
+    }
 }
 
 /// A process killed and reaped on drop.
@@ -377,6 +398,7 @@ pub fn run_bridgehead(
         },
         sides,
         host,
+        measured: true,
     })
 }
 
@@ -523,5 +545,6 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
         },
         sides,
         host,
+        measured: true,
     })
 }
