@@ -14,6 +14,7 @@
 //! | `bfd_flaps_total` | counter | |
 //! | `bfd_detections_total` | counter | |
 //! | `bfd_event_loop_wakeups_total` | counter | |
+//! | `bfd_socket_calls_total` | counter | `op`: recv, send |
 //! | `bfd_event_loop_lag_seconds` | histogram | |
 
 use crate::packet::State;
@@ -96,7 +97,7 @@ impl std::fmt::Debug for SnapshotCollector {
     }
 }
 
-const SPECS: [(&str, &str, MetricType, Option<&str>); 9] = [
+const SPECS: [(&str, &str, MetricType, Option<&str>); 10] = [
     (
         "bfd_sessions",
         "BFD sessions by state.",
@@ -144,6 +145,12 @@ const SPECS: [(&str, &str, MetricType, Option<&str>); 9] = [
         "Wake-ups of the event loop.",
         MetricType::COUNTER,
         None,
+    ),
+    (
+        "bfd_socket_calls_total",
+        "recvmmsg/sendmmsg system calls (packets per call show batching).",
+        MetricType::COUNTER,
+        Some("op"),
     ),
     (
         "bfd_event_loop_lag_seconds",
@@ -228,6 +235,10 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
         "bfd_flaps_total" => vec![counter(c.flaps)],
         "bfd_detections_total" => vec![counter(c.detections)],
         "bfd_event_loop_wakeups_total" => vec![counter(s.io.wakeups)],
+        "bfd_socket_calls_total" => vec![
+            labelled("op", "recv", counter(s.io.recv_calls)),
+            labelled("op", "send", counter(s.io.send_calls)),
+        ],
         "bfd_event_loop_lag_seconds" => {
             let mut h = Histogram::default();
             let mut cumulative = 0;
@@ -291,6 +302,8 @@ mod tests {
         s.io.send_packets = 11;
         s.io.send_errors = 4;
         s.io.vxlan_rejected = 5;
+        s.io.recv_calls = 3;
+        s.io.send_calls = 2;
         s.lag.observe(Duration::from_micros(700));
         s.lag.observe(Duration::from_secs(3));
         m.update(&s);
@@ -304,6 +317,8 @@ mod tests {
             r#"bfd_packets_dropped_total{reason="send_error"} 4"#,
             r#"bfd_packets_dropped_total{reason="vxlan_frame"} 5"#,
             "bfd_detections_total 1",
+            r#"bfd_socket_calls_total{op="recv"} 3"#,
+            r#"bfd_socket_calls_total{op="send"} 2"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.0005"} 0"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.001"} 1"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="1"} 1"#,
