@@ -401,3 +401,45 @@ async fn dropping_next_mid_watch_loses_nothing() {
     }
     assert_eq!(r.objects().len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_keeper_grants_once_renews_when_due_and_regrants_a_lost_lease() {
+    use api::client::LeaseKeeper;
+    let dir = tempfile::tempdir().unwrap();
+    let c = start_controller(dir.path(), &[]);
+    let cl = client(&c);
+    let ttl = Duration::from_millis(1500);
+    let mut keeper = LeaseKeeper::new(ttl);
+    assert_eq!(keeper.id(), None);
+    assert_eq!(keeper.next_renew(), None);
+    // Nothing held: nothing to renew.
+    assert!(keeper.renew_if_due(&cl).await.unwrap());
+
+    let first = keeper.ensure(&cl).await.unwrap();
+    assert!(first.new);
+    assert_eq!(keeper.ensure(&cl).await.unwrap().id, first.id);
+    assert!(!keeper.ensure(&cl).await.unwrap().new);
+    assert_eq!(cl.leases().await.unwrap().len(), 1);
+
+    // Renewed every TTL/3: it outlives several TTLs.
+    for _ in 0..8 {
+        tokio::time::sleep_until(keeper.next_renew().unwrap()).await;
+        assert!(keeper.renew_if_due(&cl).await.unwrap());
+    }
+    assert_eq!(cl.leases().await.unwrap().len(), 1);
+    assert_eq!(keeper.id(), Some(first.id));
+
+    // Gone at the controller: the renewal says so, and the next ensure grants anew.
+    cl.revoke_lease(first.id).await.unwrap();
+    tokio::time::sleep_until(keeper.next_renew().unwrap()).await;
+    assert!(!keeper.renew_if_due(&cl).await.unwrap());
+    assert_eq!(keeper.id(), None);
+    let second = keeper.ensure(&cl).await.unwrap();
+    assert!(second.new);
+    assert_ne!(second.id, first.id);
+
+    // A write refused with 404 is reported with `lost`.
+    keeper.lost();
+    assert_eq!(keeper.id(), None);
+    assert!(keeper.ensure(&cl).await.unwrap().new);
+}

@@ -29,8 +29,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::{Backoff, Client, ClientError, Reflector, ReflectorEvent};
-use api::model::{Kind, LearnedMac, LeaseId, MacAddr as ApiMac, Object};
+use api::client::{Backoff, Client, ClientError, LeaseKeeper, Reflector, ReflectorEvent};
+use api::model::{Kind, LearnedMac, MacAddr as ApiMac, Object};
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep_until};
 
@@ -128,8 +128,7 @@ struct Publisher {
     client: Client,
     cfg: PublisherConfig,
     metrics: Metrics,
-    lease: Option<LeaseId>,
-    next_renew: Instant,
+    lease: LeaseKeeper,
     written: BTreeSet<LearnedKey>,
 }
 
@@ -150,45 +149,32 @@ impl Publisher {
         })
     }
 
-    fn lost_lease(&mut self) {
-        tracing::warn!(lease = ?self.lease, "lease gone at the controller; granting a new one and writing everything again");
-        self.lease = None;
-        self.written.clear();
-    }
-
     /// Brings the store in line with `want`: lease first, then puts, then deletes.
     async fn step(&mut self, want: &BTreeSet<LearnedKey>) -> Result<(), StepError> {
         let err = |op| move |error| StepError { op, error };
-        let renew_every = self.cfg.ttl / 3;
-        if self.lease.is_some() && Instant::now() >= self.next_renew {
-            let id = self.lease.unwrap_or_default();
-            match self.client.renew_lease(id).await {
-                Ok(_) => self.next_renew = Instant::now() + renew_every,
-                Err(e) if e.status() == Some(404) => self.lost_lease(),
-                Err(e) => return Err(err("renew")(e)),
-            }
+        if !self
+            .lease
+            .renew_if_due(&self.client)
+            .await
+            .map_err(err("renew"))?
+        {
+            // Whatever we wrote went with the lease, or soon will.
+            self.written.clear();
         }
-        let lease = match self.lease {
-            Some(l) => l,
-            None => {
-                let l = self
-                    .client
-                    .grant_lease(self.cfg.ttl)
-                    .await
-                    .map_err(err("grant"))?;
-                tracing::info!(lease = l.id, ttl_ms = l.ttl_ms, "lease granted");
-                self.lease = Some(l.id);
-                self.next_renew = Instant::now() + renew_every;
-                l.id
-            }
-        };
+        let lease = self
+            .lease
+            .ensure(&self.client)
+            .await
+            .map_err(err("grant"))?
+            .id;
         for k in want.difference(&self.written.clone()) {
             match self.client.put_observed(&self.object(k), lease).await {
                 Ok(_) => {
                     self.written.insert(k.clone());
                 }
                 Err(e) if e.status() == Some(404) => {
-                    self.lost_lease();
+                    self.lease.lost();
+                    self.written.clear();
                     return Err(err("put")(e));
                 }
                 Err(e) => return Err(err("put")(e)),
@@ -219,11 +205,10 @@ pub async fn run_publisher(
     metrics: Metrics,
 ) {
     let mut p = Publisher {
+        lease: LeaseKeeper::new(cfg.ttl),
         client,
         cfg,
         metrics,
-        lease: None,
-        next_renew: Instant::now(),
         written: BTreeSet::new(),
     };
     let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
@@ -231,7 +216,7 @@ pub async fn run_publisher(
     let mut failing = false;
     loop {
         // After a failure the backoff decides, also for an overdue renewal.
-        let wake = retry_at.or(p.lease.map(|_| p.next_renew));
+        let wake = retry_at.or(p.lease.next_renew());
         tokio::select! {
             changed = want.changed() => {
                 if changed.is_err() {

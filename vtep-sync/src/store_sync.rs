@@ -46,7 +46,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::client::{Backoff, Client, ClientError, Reflector, ReflectorEvent};
+use api::client::{Backoff, Client, ClientError, LeaseKeeper, Reflector, ReflectorEvent};
 use api::model::{
     Binding, Event, GatewayGroup, Key, Kind, LearnedMac, LeaseId, LogicalSwitch, NodeKind, Object,
     RemoteMac, Stored, TransportNode,
@@ -487,8 +487,7 @@ struct Publisher {
     client: Client,
     cfg: PublisherConfig,
     metrics: StoreMetrics,
-    lease: Option<LeaseId>,
-    next_renew: Instant,
+    lease: LeaseKeeper,
     /// Highest store revision our writes produced.
     written_rev: u64,
     /// Until when to wait for the snapshot to reach `written_rev`.
@@ -500,12 +499,6 @@ fn is_404(e: &ClientError) -> bool {
 }
 
 impl Publisher {
-    fn lost_lease(&mut self) {
-        warn!(lease = ?self.lease,
-            "lease gone at the controller; granting a new one and writing everything again");
-        self.lease = None;
-    }
-
     fn plan(
         snap: &StoreSnapshot,
         want: &BTreeMap<String, Want>,
@@ -526,16 +519,12 @@ impl Publisher {
         want: &BTreeMap<String, Want>,
     ) -> Result<(), StepError> {
         let err = |op| move |error| StepError { op, error };
-        let renew_every = self.cfg.ttl / 3;
-        if let Some(id) = self.lease {
-            if Instant::now() >= self.next_renew {
-                match self.client.renew_lease(id).await {
-                    Ok(_) => self.next_renew = Instant::now() + renew_every,
-                    Err(e) if is_404(&e) => self.lost_lease(),
-                    Err(e) => return Err(err("renew")(e)),
-                }
-            }
-        }
+        // A lease found gone needs nothing more here: the plan below
+        // compares with the store, under the lease we will hold.
+        self.lease
+            .renew_if_due(&self.client)
+            .await
+            .map_err(err("renew"))?;
         let Some(snap) = snap else {
             return Ok(());
         };
@@ -545,26 +534,20 @@ impl Publisher {
             return Ok(());
         }
         self.catch_up_until = None;
-        let mut writes = Self::plan(&snap, want, self.lease);
+        let mut writes = Self::plan(&snap, want, self.lease.id());
         if writes.is_empty() {
             return Ok(());
         }
-        let lease = match self.lease {
-            Some(l) => l,
-            None => {
-                let l = self
-                    .client
-                    .grant_lease(self.cfg.ttl)
-                    .await
-                    .map_err(err("grant"))?;
-                info!(lease = l.id, ttl_ms = l.ttl_ms, "lease granted");
-                self.metrics.lease_grants.inc();
-                self.lease = Some(l.id);
-                self.next_renew = Instant::now() + renew_every;
-                writes = Self::plan(&snap, want, self.lease);
-                l.id
-            }
-        };
+        let held = self
+            .lease
+            .ensure(&self.client)
+            .await
+            .map_err(err("grant"))?;
+        if held.new {
+            self.metrics.lease_grants.inc();
+            writes = Self::plan(&snap, want, Some(held.id));
+        }
+        let lease = held.id;
         let (mut puts, mut deletes) = (0usize, 0usize);
         let mut result = Ok(());
         for w in writes {
@@ -590,7 +573,7 @@ impl Publisher {
                     }
                 }
                 Err(e) if op == "put" && is_404(&e) => {
-                    self.lost_lease();
+                    self.lease.lost();
                     result = Err(err("put")(e));
                     break;
                 }
@@ -632,11 +615,10 @@ pub async fn run_publisher(
     metrics: StoreMetrics,
 ) {
     let mut p = Publisher {
+        lease: LeaseKeeper::new(cfg.ttl),
         client,
         cfg,
         metrics,
-        lease: None,
-        next_renew: Instant::now(),
         written_rev: 0,
         catch_up_until: None,
     };
@@ -647,7 +629,7 @@ pub async fn run_publisher(
         // After a failure the backoff decides, also for an overdue renewal.
         let wake = match retry_at {
             Some(t) => Some(t),
-            None => [p.lease.map(|_| p.next_renew), p.catch_up_until]
+            None => [p.lease.next_renew(), p.catch_up_until]
                 .into_iter()
                 .flatten()
                 .min(),

@@ -3,6 +3,8 @@
 //! - [`Client`]: typed CRUD over the REST API, leases, `list()` (objects and
 //!   the revision they reflect) and `watch(from)` as a stream; HTTP/1.1 over
 //!   TCP or TLS (a CA file), with a bearer token.
+//! - [`LeaseKeeper`]: the lease a daemon writes its observed objects under
+//!   (grant when needed, renew every TTL/3, re-grant once it is found gone).
 //! - [`Reflector`]: the informer a daemon runs: list, then watch from that
 //!   revision; on a broken stream resume from the last revision seen, with
 //!   exponential backoff and jitter; relist on `compacted`; refuse a server
@@ -30,6 +32,7 @@
 //! # }
 //! ```
 
+mod lease;
 mod reflector;
 mod transport;
 mod watch;
@@ -42,6 +45,7 @@ pub use hyper::Method;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+pub use lease::{Held, LeaseKeeper};
 pub use reflector::{Backoff, Reflector, ReflectorEvent};
 pub use watch::WatchStream;
 
