@@ -62,6 +62,7 @@ pub mod duration;
 pub mod http;
 pub mod model;
 pub mod node;
+pub mod placement;
 pub mod state_machine;
 pub mod storage;
 #[cfg(feature = "test-support")]

@@ -42,6 +42,7 @@ use api::model::{
     Attachment, Binding, GatewayGroup, LearnedMac, LogicalSwitch, MacAddr as ApiMac, NodeKind,
     Object, RemoteMac as ApiRemoteMac, Replication as ApiReplication, TransportNode,
 };
+use api::placement::Placement;
 
 use crate::desired::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication, VmPort};
 use crate::mac::MacAddr;
@@ -124,63 +125,6 @@ fn mac(m: ApiMac) -> MacAddr {
     MacAddr(m.0)
 }
 
-/// Name lookups shared by every switch.
-struct Index<'a> {
-    nodes: BTreeMap<&'a str, &'a TransportNode>,
-    groups: BTreeMap<&'a str, &'a GatewayGroup>,
-    /// Logical switch → gateway groups bound to it.
-    ls_groups: BTreeMap<&'a str, BTreeSet<&'a str>>,
-}
-
-impl<'a> Index<'a> {
-    fn new(v: &'a StoreObjects) -> Index<'a> {
-        let mut ls_groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for b in &v.bindings {
-            if let Attachment::GatewayGroup { group } = &b.attachment {
-                ls_groups
-                    .entry(b.logical_switch.as_str())
-                    .or_default()
-                    .insert(group.as_str());
-            }
-        }
-        Index {
-            nodes: v
-                .transport_nodes
-                .iter()
-                .map(|n| (n.name.as_str(), n))
-                .collect(),
-            groups: v
-                .gateway_groups
-                .iter()
-                .map(|g| (g.name.as_str(), g))
-                .collect(),
-            ls_groups,
-        }
-    }
-
-    /// The VTEP IP behind which `name` (a node or a group) terminates
-    /// traffic of logical switch `ls`.
-    fn ip_of(&self, name: &str, ls: &str) -> Option<Ipv4Addr> {
-        if let Some(g) = self.groups.get(name) {
-            return Some(g.vtep_ip);
-        }
-        let node = self.nodes.get(name)?;
-        if node.kind == NodeKind::Gateway {
-            if let Some(bound) = self.ls_groups.get(ls) {
-                // Groups by name, so every node picks the same one.
-                if let Some(g) = bound
-                    .iter()
-                    .filter_map(|g| self.groups.get(g))
-                    .find(|g| g.members.iter().any(|m| m.node == name))
-                {
-                    return Some(g.vtep_ip);
-                }
-            }
-        }
-        Some(node.tunnel_ip)
-    }
-}
-
 /// One present switch while it is being built.
 struct Building<'a> {
     ls: &'a LogicalSwitch,
@@ -210,7 +154,7 @@ pub fn compute(
             kind: me.kind,
         });
     }
-    let ix = Index::new(v);
+    let ix = Placement::new(&v.transport_nodes, &v.gateway_groups, &v.bindings);
     let lss: BTreeMap<&str, &LogicalSwitch> = v
         .logical_switches
         .iter()
@@ -318,15 +262,7 @@ pub fn compute(
         let my_ip = b.local.unwrap_or(me.tunnel_ip);
         let mut peers: BTreeSet<Ipv4Addr> = BTreeSet::new();
         for bd in v.bindings.iter().filter(|bd| bd.logical_switch == ls.name) {
-            let ip = match &bd.attachment {
-                Attachment::HardwareSwitch { switch, .. } => {
-                    ix.nodes.get(switch.as_str()).map(|n| n.tunnel_ip)
-                }
-                Attachment::GatewayGroup { group } => {
-                    ix.groups.get(group.as_str()).map(|g| g.vtep_ip)
-                }
-            };
-            peers.extend(ip);
+            peers.extend(ix.binding_ip(bd));
         }
         let mut remote: BTreeMap<MacAddr, (Ipv4Addr, Option<Ipv4Addr>)> = BTreeMap::new();
         let placed = v

@@ -13,6 +13,7 @@ use api::model::{
     Attachment, BfdParams, Binding, GatewayGroup, LearnedMac, LogicalSwitch, MacAddr, NodeKind,
     RemoteMac, Replication, TransportNode,
 };
+use api::placement::Placement;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -128,75 +129,15 @@ pub fn bfd_params(p: &BfdParams) -> BTreeMap<String, String> {
     ])
 }
 
-/// Resolves names of nodes and groups to tunnel IPs.
-struct Resolver<'a> {
-    nodes: BTreeMap<&'a str, &'a TransportNode>,
-    groups: BTreeMap<&'a str, &'a GatewayGroup>,
-    /// Logical switch -> gateway groups bound to it.
-    ls_groups: BTreeMap<&'a str, BTreeSet<&'a str>>,
+/// BFD parameters for tunnels toward a group: those of its first member (by name).
+fn group_bfd(r: &Placement<'_>, g: &GatewayGroup) -> BfdParams {
+    g.members
+        .iter()
+        .filter_map(|m| r.node(&m.node))
+        .min_by(|a, b| a.name.cmp(&b.name))
+        .map(|n| n.bfd)
+        .unwrap_or_default()
 }
-
-impl<'a> Resolver<'a> {
-    fn new(v: &StoreView<'a>) -> Self {
-        let mut ls_groups: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for b in v.bindings {
-            if let Attachment::GatewayGroup { group } = &b.attachment {
-                ls_groups
-                    .entry(b.logical_switch.as_str())
-                    .or_default()
-                    .insert(group.as_str());
-            }
-        }
-        Self {
-            nodes: v
-                .transport_nodes
-                .iter()
-                .map(|n| (n.name.as_str(), n))
-                .collect(),
-            groups: v
-                .gateway_groups
-                .iter()
-                .map(|g| (g.name.as_str(), g))
-                .collect(),
-            ls_groups,
-        }
-    }
-
-    /// Where traffic for a MAC reported by or placed behind `name` goes.
-    ///
-    /// A gateway never terminates tunnels on its own IP for bridged traffic:
-    /// the group's leader holds the group VTEP IP, so a gateway member
-    /// resolves to the group bound to this logical switch.
-    fn ip_of(&self, name: &str, ls: &str) -> Option<Ipv4Addr> {
-        if let Some(g) = self.groups.get(name) {
-            return Some(g.vtep_ip);
-        }
-        let node = self.nodes.get(name)?;
-        if node.kind == NodeKind::Gateway {
-            let bound = self.ls_groups.get(ls);
-            let group = self
-                .groups
-                .values()
-                .filter(|g| g.members.iter().any(|m| m.node == name))
-                .find(|g| bound.is_some_and(|b| b.contains(g.name.as_str())));
-            if let Some(g) = group {
-                return Some(g.vtep_ip);
-            }
-        }
-        Some(node.tunnel_ip)
-    }
-
-    /// BFD parameters for tunnels toward a group: those of its first member (by name).
-    fn group_bfd(&self, g: &GatewayGroup) -> BfdParams {
-        g.members
-            .iter()
-            .filter_map(|m| self.nodes.get(m.node.as_str()))
-            .min_by(|a, b| a.name.cmp(&b.name))
-            .map(|n| n.bfd)
-            .unwrap_or_default()
-    }
-}
-
 /// Computes the desired state of the hardware switch named `switch`.
 pub fn compute(switch: &str, v: &StoreView<'_>) -> Result<Computed, DesiredError> {
     let me = v
@@ -207,7 +148,7 @@ pub fn compute(switch: &str, v: &StoreView<'_>) -> Result<Computed, DesiredError
     if me.kind != NodeKind::HardwareSwitch {
         return Err(DesiredError::NotAHardwareSwitch(switch.to_owned()));
     }
-    let r = Resolver::new(v);
+    let r = Placement::new(v.transport_nodes, v.gateway_groups, v.bindings);
     let mut out = Computed::default();
     let st = &mut out.state;
     st.local_tunnel_ips.insert(me.tunnel_ip);
@@ -258,13 +199,7 @@ pub fn compute(switch: &str, v: &StoreView<'_>) -> Result<Computed, DesiredError
         let Some(d) = st.logical_switches.get_mut(&b.logical_switch) else {
             continue;
         };
-        let ip = match &b.attachment {
-            Attachment::HardwareSwitch { switch: s, .. } => {
-                r.nodes.get(s.as_str()).map(|n| n.tunnel_ip)
-            }
-            Attachment::GatewayGroup { group } => r.groups.get(group.as_str()).map(|g| g.vtep_ip),
-        };
-        match ip {
+        match r.binding_ip(b) {
             Some(ip) => {
                 d.peers.insert(ip);
             }
@@ -340,7 +275,7 @@ pub fn compute(switch: &str, v: &StoreView<'_>) -> Result<Computed, DesiredError
         let params = if let Some(n) = v.transport_nodes.iter().find(|n| n.tunnel_ip == ip) {
             n.bfd
         } else if let Some(g) = v.gateway_groups.iter().find(|g| g.vtep_ip == ip) {
-            r.group_bfd(g)
+            group_bfd(&r, g)
         } else {
             continue;
         };
