@@ -120,6 +120,21 @@ fn write_tokens(dir: &Path) {
     .unwrap();
 }
 
+/// The controller built and started on a free loopback port with the tokens
+/// file, its files in a fresh directory named `prefix`…, and an admin
+/// client to it. Returns (controller binary, directory, address,
+/// controller, admin client).
+fn controller_env(prefix: &str) -> (PathBuf, tempfile::TempDir, String, Controller, Client) {
+    let ctrl_bin = build_controller();
+    let dir = tempfile::Builder::new().prefix(prefix).tempdir().unwrap();
+    write_tokens(dir.path());
+    let addr = format!("127.0.0.1:{}", free_port());
+    let controller = start_controller(&ctrl_bin, dir.path(), &addr);
+    let admin =
+        Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
+    (ctrl_bin, dir, addr, controller, admin)
+}
+
 /// One daemon instance, its metrics address and log.
 struct Daemon {
     proc: Proc,
@@ -250,23 +265,6 @@ fn tor1_node(target: String) -> Object {
     })
 }
 
-/// A database with switch tor1 and its port p1, as the switch's agent makes it.
-fn switch_db(srv: &OvsdbServer) {
-    srv.vtep_ctl(&[
-        "add-ps",
-        "tor1",
-        "--",
-        "set",
-        "Physical_Switch",
-        "tor1",
-        "tunnel_ips=198.18.0.1",
-        "--",
-        "add-port",
-        "tor1",
-        "p1",
-    ]);
-}
-
 /// The switch's remote MACs, as vtep-ctl lists them.
 fn remote_macs(srv: &OvsdbServer) -> String {
     srv.vtep_ctl(&["list-remote-macs", "web"])
@@ -331,19 +329,10 @@ async fn lease_of(c: &Client, key: &Key) -> LeaseId {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_against_a_real_controller_and_switch() {
-    let ctrl_bin = build_controller();
-    let dir = tempfile::Builder::new()
-        .prefix("vtep-sync-daemon")
-        .tempdir()
-        .unwrap();
-    write_tokens(dir.path());
-    let addr = format!("127.0.0.1:{}", free_port());
-    let controller = start_controller(&ctrl_bin, dir.path(), &addr);
-    let admin =
-        Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
+    let (ctrl_bin, dir, addr, controller, admin) = controller_env("vtep-sync-daemon");
 
     let srv = OvsdbServer::start();
-    switch_db(&srv);
+    srv.add_tor1(&["p1"]);
 
     // --- the daemon starts before the store describes its switch
     let mut a = start_daemon(dir.path(), &addr, "a");
@@ -481,19 +470,7 @@ async fn daemon_against_a_real_controller_and_switch() {
     for mac in [LOCAL_MAC, KEPT_MAC] {
         srv.vtep_ctl(&["add-ucast-local", "web", mac, "198.18.0.1"]);
     }
-    let row = srv.vtep_ctl(&[
-        "--columns=_uuid",
-        "--bare",
-        "find",
-        "Ucast_Macs_Local",
-        &format!("MAC=\"{LOCAL_MAC}\""),
-    ]);
-    srv.vtep_ctl(&[
-        "set",
-        "Ucast_Macs_Local",
-        row.trim(),
-        "ipaddr=\"192.0.2.50\"",
-    ]);
+    srv.set_local_mac_ip(LOCAL_MAC, "192.0.2.50");
     let t = Instant::now();
     let lease_a = until("the learned MAC with its IP in the store", async || {
         let s = get(&admin, &learned_key(LOCAL_MAC)).await?;
@@ -508,34 +485,7 @@ async fn daemon_against_a_real_controller_and_switch() {
         t.elapsed()
     );
     assert_eq!(lease_of(&admin, &learned_key(KEPT_MAC)).await, lease_a);
-    let locator = |ip: &str| {
-        srv.vtep_ctl(&[
-            "--columns=_uuid",
-            "--bare",
-            "find",
-            "Physical_Locator",
-            &format!("dst_ip=\"{ip}\""),
-        ])
-        .trim()
-        .to_owned()
-    };
-    let (local, remote) = (locator("198.18.0.1"), locator("198.18.0.11"));
-    srv.vtep_ctl(&[
-        "--",
-        "--id=@t",
-        "create",
-        "Tunnel",
-        &format!("local={local}"),
-        &format!("remote={remote}"),
-        "bfd_status:enabled=true",
-        "bfd_status:state=up",
-        "--",
-        "add",
-        "Physical_Switch",
-        "tor1",
-        "tunnels",
-        "@t",
-    ]);
+    srv.add_tunnel("198.18.0.1", "198.18.0.11", &["enabled=true", "state=up"]);
     let tunnel_key = Key::new(Kind::TunnelStatus, "tor1/198.18.0.11");
     until("the tunnel's BFD state in the store", async || {
         match get(&admin, &tunnel_key).await?.object {
@@ -712,16 +662,7 @@ async fn daemon_against_a_real_controller_and_switch() {
 /// reported.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_moves_to_a_tls_target_and_is_removed() {
-    let ctrl_bin = build_controller();
-    let dir = tempfile::Builder::new()
-        .prefix("vtep-sync-daemon-tls")
-        .tempdir()
-        .unwrap();
-    write_tokens(dir.path());
-    let addr = format!("127.0.0.1:{}", free_port());
-    let controller = start_controller(&ctrl_bin, dir.path(), &addr);
-    let admin =
-        Client::new(ClientConfig::new(format!("http://{addr}")).token(ADMIN_TOKEN)).unwrap();
+    let (_, dir, addr, controller, admin) = controller_env("vtep-sync-daemon-tls");
     let [ca, server_cert, server_key, client_cert, client_key] =
         support::make_pki(dir.path(), "pki");
     let plain = OvsdbServer::start();
@@ -730,8 +671,8 @@ async fn switch_moves_to_a_tls_target_and_is_removed() {
         cert: server_cert,
         ca: ca.clone(),
     }));
-    switch_db(&plain);
-    switch_db(&tls);
+    plain.add_tor1(&["p1"]);
+    tls.add_tor1(&["p1"]);
     let s = |p: &Path| p.to_str().unwrap().to_owned();
     let mut d = start_daemon_with(
         dir.path(),

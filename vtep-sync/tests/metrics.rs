@@ -5,41 +5,15 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use api::model::Replication;
 use prometheus::Registry;
-use support::OvsdbServer;
-use vtep_sync::desired::{DesiredLogicalSwitch, DesiredState, RemoteTarget};
+use support::{OvsdbServer, web_desired};
+use vtep_sync::desired::DesiredState;
 use vtep_sync::metrics::Metrics;
 use vtep_sync::reconciler::{Reconciler, ReconcilerConfig};
 
 const T: Duration = Duration::from_secs(20);
-
-fn desired() -> DesiredState {
-    let mut d = DesiredState::default();
-    d.logical_switches.insert(
-        "web".into(),
-        DesiredLogicalSwitch {
-            vni: 5001,
-            replication: Replication::SourceNode,
-            remote_macs: BTreeMap::from([(
-                "02:00:00:00:00:01".parse().unwrap(),
-                RemoteTarget {
-                    locator: Ipv4Addr::new(198, 18, 0, 11),
-                    ip: None,
-                },
-            )]),
-            service_nodes: BTreeSet::new(),
-            peers: BTreeSet::from([Ipv4Addr::new(198, 18, 0, 11)]),
-        },
-    );
-    d.bindings
-        .insert("p1".into(), BTreeMap::from([(10, "web".to_owned())]));
-    d
-}
 
 /// The value of one series in the text exposition.
 fn value(text: &str, series: &str) -> Option<f64> {
@@ -65,26 +39,14 @@ async fn until_value(m: &Metrics, series: &str, want: f64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_follow_the_switch_and_binding_stats_are_reset_safe_counters() {
     let srv = OvsdbServer::start();
-    srv.vtep_ctl(&[
-        "add-ps",
-        "tor1",
-        "--",
-        "set",
-        "Physical_Switch",
-        "tor1",
-        "tunnel_ips=198.18.0.1",
-        "--",
-        "add-port",
-        "tor1",
-        "p1",
-    ]);
+    srv.add_tor1(&["p1"]);
     let reg = Registry::new();
     let m = Metrics::new(&reg).unwrap();
     m.store_head(9);
     let mut cfg = ReconcilerConfig::new("tor1", srv.unix_target());
     cfg.metrics = Some(m.clone());
     let r = Reconciler::start(cfg, DesiredState::default());
-    r.set_desired_at(desired(), 7);
+    r.set_desired_at(web_desired(), 7);
     let text = until_value(&m, r#"bridgehead_vtep_sync_in_sync{switch="tor1"}"#, 1.0).await;
     for (series, want) in [
         (r#"bridgehead_vtep_sync_connected{switch="tor1"}"#, 1.0),
@@ -178,7 +140,7 @@ async fn metrics_follow_the_switch_and_binding_stats_are_reset_safe_counters() {
         5.0,
     )
     .await;
-    r.set_desired_at(desired(), 12);
+    r.set_desired_at(web_desired(), 12);
     until_value(
         &m,
         r#"bridgehead_vtep_sync_store_lag_revisions{switch="tor1"}"#,
@@ -213,21 +175,9 @@ fn test_driver_serves_metrics_and_prints_observed_state() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let srv = OvsdbServer::start();
-    srv.vtep_ctl(&[
-        "add-ps",
-        "tor1",
-        "--",
-        "set",
-        "Physical_Switch",
-        "tor1",
-        "tunnel_ips=198.18.0.1",
-        "--",
-        "add-port",
-        "tor1",
-        "p1",
-    ]);
+    srv.add_tor1(&["p1"]);
     let path = srv.dir.path().join("desired.json");
-    std::fs::write(&path, serde_json::to_vec(&desired()).unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_vec(&web_desired()).unwrap()).unwrap();
     let port = support::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_vtep-sync-test-driver"))
         .args(["--switch", "tor1", "--observed", "--metrics-listen"])

@@ -5,43 +5,25 @@
 
 mod support;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use api::model::{BfdState, LearnedMac, Object, Replication};
-use support::OvsdbServer;
-use vtep_sync::desired::{DesiredLogicalSwitch, DesiredState, RemoteTarget};
+use api::model::{BfdState, LearnedMac, Object};
+use support::{OvsdbServer, until_watched, web_desired};
+use vtep_sync::desired::DesiredState;
 use vtep_sync::observed::{Observed, diff};
 use vtep_sync::reconciler::{Reconciler, ReconcilerConfig};
 
 const T: Duration = Duration::from_secs(20);
 
+/// tor1 knows its own tunnel IP.
 fn desired() -> DesiredState {
-    let mut d = DesiredState {
+    DesiredState {
         local_tunnel_ips: BTreeSet::from([Ipv4Addr::new(198, 18, 0, 1)]),
-        ..DesiredState::default()
-    };
-    d.logical_switches.insert(
-        "web".into(),
-        DesiredLogicalSwitch {
-            vni: 5001,
-            replication: Replication::SourceNode,
-            remote_macs: BTreeMap::from([(
-                "02:00:00:00:00:01".parse().unwrap(),
-                RemoteTarget {
-                    locator: Ipv4Addr::new(198, 18, 0, 11),
-                    ip: None,
-                },
-            )]),
-            service_nodes: BTreeSet::new(),
-            peers: BTreeSet::from([Ipv4Addr::new(198, 18, 0, 11)]),
-        },
-    );
-    d.bindings
-        .insert("p1".into(), BTreeMap::from([(10, "web".to_owned())]));
-    d
+        ..web_desired()
+    }
 }
 
 async fn until_observed(
@@ -49,20 +31,7 @@ async fn until_observed(
     what: &str,
     pred: impl Fn(&Observed) -> bool,
 ) -> Arc<Observed> {
-    let mut rx = r.watch_observed();
-    let res = tokio::time::timeout(T, async {
-        loop {
-            {
-                let o = rx.borrow_and_update();
-                if pred(&o) {
-                    return o.clone();
-                }
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await;
-    res.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:#?}", r.observed()))
+    until_watched(r.watch_observed(), T, what, |o| pred(o), || r.observed()).await
 }
 
 fn learned(o: &Observed) -> Vec<LearnedMac> {
@@ -72,19 +41,7 @@ fn learned(o: &Observed) -> Vec<LearnedMac> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn learned_macs_faults_and_tunnel_state_reach_the_observed_state() {
     let mut srv = OvsdbServer::start();
-    srv.vtep_ctl(&[
-        "add-ps",
-        "tor1",
-        "--",
-        "set",
-        "Physical_Switch",
-        "tor1",
-        "tunnel_ips=198.18.0.1",
-        "--",
-        "add-port",
-        "tor1",
-        "p1",
-    ]);
+    srv.add_tor1(&["p1"]);
     let mut cfg = ReconcilerConfig::new("tor1", srv.unix_target());
     cfg.reconnect_max = Duration::from_millis(300);
     let r = Reconciler::start(cfg, desired());
@@ -107,19 +64,7 @@ async fn learned_macs_faults_and_tunnel_state_reach_the_observed_state() {
     .await;
     drop(ls);
     srv.vtep_ctl(&["add-ucast-local", "web", "02:00:00:00:aa:01", "198.18.0.1"]);
-    let row = srv.vtep_ctl(&[
-        "--columns=_uuid",
-        "--bare",
-        "find",
-        "Ucast_Macs_Local",
-        "MAC=\"02:00:00:00:aa:01\"",
-    ]);
-    srv.vtep_ctl(&[
-        "set",
-        "Ucast_Macs_Local",
-        row.trim(),
-        "ipaddr=\"192.0.2.50\"",
-    ]);
+    srv.set_local_mac_ip("02:00:00:00:aa:01", "192.0.2.50");
     let o = until_observed(&r, "learned MAC with its IP", |o| {
         learned(o).iter().any(|m| m.ip.is_some())
     })
@@ -142,36 +87,12 @@ async fn learned_macs_faults_and_tunnel_state_reach_the_observed_state() {
         "switch_fault_status=fan_failure",
     ]);
     srv.vtep_ctl(&["set", "Physical_Port", "p1", "port_fault_status=invalid"]);
-    let locator = |ip: &str| {
-        srv.vtep_ctl(&[
-            "--columns=_uuid",
-            "--bare",
-            "find",
-            "Physical_Locator",
-            &format!("dst_ip=\"{ip}\""),
-        ])
-        .trim()
-        .to_owned()
-    };
     // The local locator exists since add-ucast-local; the remote one since our plan.
-    let (local, remote) = (locator("198.18.0.1"), locator("198.18.0.11"));
-    srv.vtep_ctl(&[
-        "--",
-        "--id=@t",
-        "create",
-        "Tunnel",
-        &format!("local={local}"),
-        &format!("remote={remote}"),
-        "bfd_status:enabled=true",
-        "bfd_status:state=up",
-        "bfd_status:diagnostic=\"No Diagnostic\"",
-        "--",
-        "add",
-        "Physical_Switch",
-        "tor1",
-        "tunnels",
-        "@t",
-    ]);
+    srv.add_tunnel(
+        "198.18.0.1",
+        "198.18.0.11",
+        &["enabled=true", "state=up", "diagnostic=\"No Diagnostic\""],
+    );
     let o = until_observed(&r, "faults and a tunnel", |o| {
         !o.tunnels.is_empty()
             && o.switch_status.as_ref().is_some_and(|s| {

@@ -18,7 +18,7 @@ use api::model::{
     LogicalSwitch, NodeKind, RemoteMac, Replication, TransportNode,
 };
 use serde_json::Value;
-use support::OvsdbServer;
+use support::{OvsdbServer, until_watched};
 use vtep_sync::client::{Client, ClientConfig, Event, MonitorConfig};
 use vtep_sync::datum::{Atom, Datum, Row, Uuid};
 use vtep_sync::desired::{DesiredState, RemoteTarget, StoreView, compute};
@@ -163,23 +163,7 @@ impl Store {
 
 /// What the switch's own agent does first: its row, tunnel IP and ports.
 fn switch_agent(srv: &OvsdbServer) {
-    srv.vtep_ctl(&[
-        "add-ps",
-        "tor1",
-        "--",
-        "set",
-        "Physical_Switch",
-        "tor1",
-        "tunnel_ips=198.18.0.1",
-        "--",
-        "add-port",
-        "tor1",
-        "p1",
-        "--",
-        "add-port",
-        "tor1",
-        "p2",
-    ]);
+    srv.add_tor1(&["p1", "p2"]);
 }
 
 fn config(srv: &OvsdbServer) -> ReconcilerConfig {
@@ -193,20 +177,7 @@ async fn until(
     what: &str,
     pred: impl Fn(&ReconcilerStatus) -> bool,
 ) -> ReconcilerStatus {
-    let mut rx = r.watch_status();
-    let res = tokio::time::timeout(T, async {
-        loop {
-            {
-                let s = rx.borrow_and_update();
-                if pred(&s) {
-                    return s.clone();
-                }
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await;
-    res.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:#?}", r.status()))
+    until_watched(r.watch_status(), T, what, pred, || r.status()).await
 }
 
 /// In sync with at least `n` committed transactions.

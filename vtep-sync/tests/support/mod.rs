@@ -1,13 +1,21 @@
 //! Test support: a real ovsdb-server serving the installed hardware_vtep
-//! schema from a temporary directory, stopped by PID when dropped.
+//! schema from a temporary directory, stopped by PID when dropped; what the
+//! switch's own agent writes into it; the one-switch desired state several
+//! tests program; waiting on a reconciler's watch channels.
 
+// Each test binary uses only some of these helpers.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use api::model::Replication;
+use tokio::sync::watch;
+use vtep_sync::desired::{DesiredLogicalSwitch, DesiredState, RemoteTarget};
 use vtep_sync::target::Target;
 
 /// The schema installed by the openvswitch-vtep package.
@@ -202,6 +210,73 @@ impl OvsdbServer {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// What the switch's own agent writes first: switch tor1 with tunnel IP
+    /// 198.18.0.1 and its `ports`.
+    pub fn add_tor1(&self, ports: &[&str]) {
+        let mut args = vec![
+            "add-ps",
+            "tor1",
+            "--",
+            "set",
+            "Physical_Switch",
+            "tor1",
+            "tunnel_ips=198.18.0.1",
+        ];
+        for port in ports {
+            args.extend(["--", "add-port", "tor1", port]);
+        }
+        self.vtep_ctl(&args);
+    }
+
+    /// The switch learns an IP for a MAC it already has in Ucast_Macs_Local
+    /// (as ovs-vtep does from ARP).
+    pub fn set_local_mac_ip(&self, mac: &str, ip: &str) {
+        let row = self.vtep_ctl(&[
+            "--columns=_uuid",
+            "--bare",
+            "find",
+            "Ucast_Macs_Local",
+            &format!("MAC=\"{mac}\""),
+        ]);
+        self.vtep_ctl(&[
+            "set",
+            "Ucast_Macs_Local",
+            row.trim(),
+            &format!("ipaddr=\"{ip}\""),
+        ]);
+    }
+
+    /// The `_uuid` of the Physical_Locator toward `ip`.
+    pub fn locator(&self, ip: &str) -> String {
+        self.vtep_ctl(&[
+            "--columns=_uuid",
+            "--bare",
+            "find",
+            "Physical_Locator",
+            &format!("dst_ip=\"{ip}\""),
+        ])
+        .trim()
+        .to_owned()
+    }
+
+    /// The switch's agent creates a tunnel on tor1 between the locators
+    /// toward `local` and `remote` (both must exist) with `bfd_status`
+    /// entries (`KEY=VALUE`), as it does when BFD runs toward a peer.
+    pub fn add_tunnel(&self, local: &str, remote: &str, bfd_status: &[&str]) {
+        let (local, remote) = (
+            format!("local={}", self.locator(local)),
+            format!("remote={}", self.locator(remote)),
+        );
+        let bfd_status: Vec<String> = bfd_status
+            .iter()
+            .map(|kv| format!("bfd_status:{kv}"))
+            .collect();
+        let mut args = vec!["--", "--id=@t", "create", "Tunnel", &local, &remote];
+        args.extend(bfd_status.iter().map(String::as_str));
+        args.extend(["--", "add", "Physical_Switch", "tor1", "tunnels", "@t"]);
+        self.vtep_ctl(&args);
+    }
+
     /// Runs `ovsdb-tool transact DB JSON` on the database file (server must be down).
     pub fn offline_transact(&self, json: &str) {
         let out = Command::new("ovsdb-tool")
@@ -305,4 +380,53 @@ pub fn make_pki(dir: &Path, prefix: &str) -> [PathBuf; 5] {
     let (server_cert, server_key) = leaf("server");
     let (client_cert, client_key) = leaf("client");
     [ca, server_cert, server_key, client_cert, client_key]
+}
+
+/// One logical switch "web" (VNI 5001, source-node replication) bound on
+/// tor1's port p1 VLAN 10, with one remote MAC behind hv1 (198.18.0.11).
+pub fn web_desired() -> DesiredState {
+    let mut d = DesiredState::default();
+    d.logical_switches.insert(
+        "web".into(),
+        DesiredLogicalSwitch {
+            vni: 5001,
+            replication: Replication::SourceNode,
+            remote_macs: BTreeMap::from([(
+                "02:00:00:00:00:01".parse().unwrap(),
+                RemoteTarget {
+                    locator: Ipv4Addr::new(198, 18, 0, 11),
+                    ip: None,
+                },
+            )]),
+            service_nodes: BTreeSet::new(),
+            peers: BTreeSet::from([Ipv4Addr::new(198, 18, 0, 11)]),
+        },
+    );
+    d.bindings
+        .insert("p1".into(), BTreeMap::from([(10, "web".to_owned())]));
+    d
+}
+
+/// Waits up to `limit` for the value on `rx` to satisfy `pred` and returns
+/// it; on timeout panics with `what` and the state `current` reports then.
+pub async fn until_watched<S: Clone, D: Debug>(
+    mut rx: watch::Receiver<S>,
+    limit: Duration,
+    what: &str,
+    pred: impl Fn(&S) -> bool,
+    current: impl FnOnce() -> D,
+) -> S {
+    let res = tokio::time::timeout(limit, async {
+        loop {
+            {
+                let s = rx.borrow_and_update();
+                if pred(&s) {
+                    return s.clone();
+                }
+            }
+            rx.changed().await.unwrap();
+        }
+    })
+    .await;
+    res.unwrap_or_else(|_| panic!("timed out waiting for {what}: {:#?}", current()))
 }
