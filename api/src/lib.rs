@@ -58,6 +58,7 @@
 //! ```
 
 pub mod client;
+pub mod daemon_main;
 pub mod duration;
 pub mod http;
 pub mod model;

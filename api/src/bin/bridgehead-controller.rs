@@ -55,13 +55,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    api::daemon_main::init_logging();
     let args = Args::parse();
     // Check TLS files before opening the store: a typo should fail fast.
     let tls = match (&args.tls_cert, &args.tls_key) {

@@ -13,7 +13,6 @@
 //! Everything but flag parsing, logging and process set-up lives in
 //! [`gateway::daemon`].
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,7 +27,6 @@ use gateway::metrics::DEFAULT_LISTEN;
 use gateway::netns;
 use gateway::reconciler::ReconcilerConfig;
 use gateway::store_source::LocalConfig;
-use tracing_subscriber::EnvFilter;
 
 /// Programs the Linux kernel (bridges, VXLAN devices, FDB, neighbours,
 /// nexthops) from a desired state (the controller's store, or a file),
@@ -97,13 +95,7 @@ fn parse_vm_port(s: &str) -> Result<(MacAddr, String), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: logs in files stay greppable.
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    api::daemon_main::init_logging();
     // setns moves only the calling thread, and the runtime below is
     // single-threaded on this very thread: every socket lives in the namespace.
     if let Some(ns) = &args.netns {
@@ -149,21 +141,11 @@ fn main() -> ExitCode {
             ..ReconcilerConfig::default()
         },
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(daemon::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "bridgehead-gateway failed");
-            ExitCode::FAILURE
-        }
-    }
+    api::daemon_main::run_to_exit(
+        "bridgehead-gateway",
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        daemon::run(config),
+    )
 }

@@ -7,7 +7,6 @@
 //! Everything but flag parsing, logging and the runtime lives in
 //! [`vtep_sync::daemon`].
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +15,6 @@ use std::time::Duration;
 use api::client::ClientConfig;
 use api::duration::parse_duration;
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
 use vtep_sync::daemon::{self, DaemonConfig};
 use vtep_sync::reconciler::DEFAULT_LOCK;
 use vtep_sync::target::TlsFiles;
@@ -77,12 +75,7 @@ fn parse_lease_ttl(s: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    api::daemon_main::init_logging();
     let mut client = ClientConfig::new(args.controller);
     client.token = args.token;
     client.ca_file = args.ca;
@@ -106,22 +99,12 @@ fn main() -> ExitCode {
         ovsdb_tls,
         lock: Some(args.lock),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot build the runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    match rt.block_on(daemon::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!(error = %e, "bridgehead-vtep-sync failed");
-            ExitCode::FAILURE
-        }
-    }
+    api::daemon_main::run_to_exit(
+        "bridgehead-vtep-sync",
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build(),
+        daemon::run(config),
+    )
 }
