@@ -98,6 +98,18 @@ fn describe(ty: &ColumnType) -> String {
     }
 }
 
+/// How the controller uses a column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Use {
+    /// Read only; the schema must have it.
+    Read,
+    /// Written (and read); the schema must have it.
+    Written,
+    /// Used when the schema has it (a newer schema's column); not checked
+    /// by [`check_schema`].
+    IfPresent,
+}
+
 /// A column we read or write.
 #[derive(Clone, Copy, Debug)]
 pub struct ColumnSpec {
@@ -105,16 +117,12 @@ pub struct ColumnSpec {
     pub name: &'static str,
     /// Expected shape.
     pub kind: Kind,
-    /// True when the controller writes it (reads are checked all the same).
-    pub written: bool,
+    /// What the controller does with it.
+    pub role: Use,
 }
 
-const fn col(name: &'static str, kind: Kind, written: bool) -> ColumnSpec {
-    ColumnSpec {
-        name,
-        kind,
-        written,
-    }
+const fn col(name: &'static str, kind: Kind, role: Use) -> ColumnSpec {
+    ColumnSpec { name, kind, role }
 }
 
 use AtomicType::{Boolean as B, Integer as I, String as S, Uuid as U};
@@ -256,142 +264,105 @@ impl Reader<'_> {
     }
 }
 
-macro_rules! reader {
-    ($uuid:expr, $row:expr) => {
-        Reader {
-            table: Self::TABLE,
-            uuid: $uuid,
-            row: $row,
+/// One table's typed row from one list of its columns: the struct (its
+/// fields in list order, after the row UUID), the columns [`check_schema`]
+/// checks, and the reader. Each column reads as
+/// `field: Type = reader("column", kind, use)`, `reader` a [`Reader`] method.
+macro_rules! vtep_table {
+    (
+        $(#[$doc:meta])*
+        $name:ident = $table:literal {
+            $(
+                $(#[$fdoc:meta])*
+                $field:ident: $ty:ty = $read:ident($column:expr, $kind:expr, $role:ident)
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq)]
+        pub struct $name {
+            /// Row UUID.
+            pub uuid: Uuid,
+            $( $(#[$fdoc])* pub $field: $ty, )*
+        }
+
+        impl VtepTable for $name {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static [ColumnSpec] = &[$(col($column, $kind, Use::$role)),*];
+            fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
+                let r = Reader {
+                    table: Self::TABLE,
+                    uuid,
+                    row,
+                };
+                Ok(Self {
+                    uuid,
+                    $( $field: r.$read($column)?, )*
+                })
+            }
         }
     };
 }
 
-/// `Global`: the root row listing switches and managers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Global {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// `Manager` rows: the OVSDB remotes the switch connects to or listens on.
-    pub managers: BTreeSet<Uuid>,
-    /// `Physical_Switch` rows served by this database.
-    pub switches: BTreeSet<Uuid>,
-}
-
-impl VtepTable for Global {
-    const TABLE: &'static str = "Global";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("managers", Kind::Set(U), false),
-        col("switches", Kind::Set(U), false),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            managers: r.uuids("managers")?,
-            switches: r.uuids("switches")?,
-        })
+vtep_table! {
+    /// `Global`: the root row listing switches and managers.
+    Global = "Global" {
+        /// `Manager` rows: the OVSDB remotes the switch connects to or listens on.
+        managers: BTreeSet<Uuid> = uuids("managers", Kind::Set(U), Read),
+        /// `Physical_Switch` rows served by this database.
+        switches: BTreeSet<Uuid> = uuids("switches", Kind::Set(U), Read),
     }
 }
 
-/// `Physical_Switch`: one hardware switch and its tunnel endpoints.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PhysicalSwitch {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Switch name (unique).
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// Management addresses.
-    pub management_ips: BTreeSet<String>,
-    /// VTEP source addresses; remote MACs point tunnels at these.
-    pub tunnel_ips: BTreeSet<String>,
-    /// `Physical_Port` rows.
-    pub ports: BTreeSet<Uuid>,
-    /// `Tunnel` rows (for BFD).
-    pub tunnels: BTreeSet<Uuid>,
-    /// Faults the switch reports.
-    pub switch_fault_status: BTreeSet<String>,
-}
-
-impl VtepTable for PhysicalSwitch {
-    const TABLE: &'static str = "Physical_Switch";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("name", Kind::Scalar(S), false),
-        col("description", Kind::Scalar(S), false),
-        col("management_ips", Kind::Set(S), false),
-        col("tunnel_ips", Kind::Set(S), false),
-        col("ports", Kind::Set(U), false),
-        col("tunnels", Kind::Set(U), false),
-        col("switch_fault_status", Kind::Set(S), false),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            name: r.string("name")?,
-            description: r.string("description")?,
-            management_ips: r.strings("management_ips")?,
-            tunnel_ips: r.strings("tunnel_ips")?,
-            ports: r.uuids("ports")?,
-            tunnels: r.uuids("tunnels")?,
-            switch_fault_status: r.strings("switch_fault_status")?,
-        })
+vtep_table! {
+    /// `Physical_Switch`: one hardware switch and its tunnel endpoints.
+    PhysicalSwitch = "Physical_Switch" {
+        /// Switch name (unique).
+        name: String = string("name", Kind::Scalar(S), Read),
+        /// Free text.
+        description: String = string("description", Kind::Scalar(S), Read),
+        /// Management addresses.
+        management_ips: BTreeSet<String> = strings("management_ips", Kind::Set(S), Read),
+        /// VTEP source addresses; remote MACs point tunnels at these.
+        tunnel_ips: BTreeSet<String> = strings("tunnel_ips", Kind::Set(S), Read),
+        /// `Physical_Port` rows.
+        ports: BTreeSet<Uuid> = uuids("ports", Kind::Set(U), Read),
+        /// `Tunnel` rows (for BFD).
+        tunnels: BTreeSet<Uuid> = uuids("tunnels", Kind::Set(U), Read),
+        /// Faults the switch reports.
+        switch_fault_status: BTreeSet<String> = strings("switch_fault_status", Kind::Set(S), Read),
     }
 }
 
-/// `Physical_Port`: a switch port and its VLAN → logical switch bindings.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PhysicalPort {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Port name.
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// VLAN (0 = untagged) → `Logical_Switch`; written by the controller.
-    pub vlan_bindings: BTreeMap<u16, Uuid>,
-    /// VLAN → `Logical_Binding_Stats`.
-    pub vlan_stats: BTreeMap<u16, Uuid>,
-    /// Faults the switch reports.
-    pub port_fault_status: BTreeSet<String>,
-}
-
-impl VtepTable for PhysicalPort {
-    const TABLE: &'static str = "Physical_Port";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("name", Kind::Scalar(S), false),
-        col("description", Kind::Scalar(S), false),
-        col("vlan_bindings", Kind::Map(I, U), true),
-        col("vlan_stats", Kind::Map(I, U), false),
-        col("port_fault_status", Kind::Set(S), false),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            name: r.string("name")?,
-            description: r.string("description")?,
-            vlan_bindings: r.vlan_map("vlan_bindings")?,
-            vlan_stats: r.vlan_map("vlan_stats")?,
-            port_fault_status: r.strings("port_fault_status")?,
-        })
+vtep_table! {
+    /// `Physical_Port`: a switch port and its VLAN → logical switch bindings.
+    PhysicalPort = "Physical_Port" {
+        /// Port name.
+        name: String = string("name", Kind::Scalar(S), Read),
+        /// Free text.
+        description: String = string("description", Kind::Scalar(S), Read),
+        /// VLAN (0 = untagged) → `Logical_Switch`; written by the controller.
+        vlan_bindings: BTreeMap<u16, Uuid> = vlan_map("vlan_bindings", Kind::Map(I, U), Written),
+        /// VLAN → `Logical_Binding_Stats`.
+        vlan_stats: BTreeMap<u16, Uuid> = vlan_map("vlan_stats", Kind::Map(I, U), Read),
+        /// Faults the switch reports.
+        port_fault_status: BTreeSet<String> = strings("port_fault_status", Kind::Set(S), Read),
     }
 }
 
-/// `Logical_Switch`: one L2 segment (VNI) on the switch.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogicalSwitch {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Name (unique).
-    pub name: String,
-    /// Free text.
-    pub description: String,
-    /// The VXLAN VNI.
-    pub tunnel_key: Option<i64>,
-    /// `service_node` or `source_node` (schema 1.6.0+; absent = service_node).
-    pub replication_mode: Option<String>,
+vtep_table! {
+    /// `Logical_Switch`: one L2 segment (VNI) on the switch.
+    LogicalSwitch = "Logical_Switch" {
+        /// Name (unique).
+        name: String = string("name", Kind::Scalar(S), Written),
+        /// Free text.
+        description: String = string("description", Kind::Scalar(S), Written),
+        /// The VXLAN VNI.
+        tunnel_key: Option<i64> = opt_int("tunnel_key", Kind::Optional(I), Written),
+        /// `service_node` or `source_node` (schema 1.6.0+; absent = service_node):
+        /// see [`supports_replication_mode`].
+        replication_mode: Option<String> = opt_string("replication_mode", Kind::Optional(S), IfPresent),
+    }
 }
 
 impl LogicalSwitch {
@@ -408,35 +379,14 @@ impl LogicalSwitch {
     }
 }
 
-impl VtepTable for LogicalSwitch {
-    const TABLE: &'static str = "Logical_Switch";
-    // replication_mode is optional: see `supports_replication_mode`.
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("name", Kind::Scalar(S), true),
-        col("description", Kind::Scalar(S), true),
-        col("tunnel_key", Kind::Optional(I), true),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            name: r.string("name")?,
-            description: r.string("description")?,
-            tunnel_key: r.opt_int("tunnel_key")?,
-            replication_mode: r.opt_string("replication_mode")?,
-        })
+vtep_table! {
+    /// `Physical_Locator`: a tunnel destination (VXLAN over IPv4 to `dst_ip`).
+    PhysicalLocator = "Physical_Locator" {
+        /// Always `vxlan_over_ipv4` in practice.
+        encapsulation_type: String = string("encapsulation_type", Kind::Scalar(S), Written),
+        /// Remote VTEP address.
+        dst_ip: String = string("dst_ip", Kind::Scalar(S), Written),
     }
-}
-
-/// `Physical_Locator`: a tunnel destination (VXLAN over IPv4 to `dst_ip`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PhysicalLocator {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Always `vxlan_over_ipv4` in practice.
-    pub encapsulation_type: String,
-    /// Remote VTEP address.
-    pub dst_ip: String,
 }
 
 impl PhysicalLocator {
@@ -449,29 +399,12 @@ impl PhysicalLocator {
     }
 }
 
-impl VtepTable for PhysicalLocator {
-    const TABLE: &'static str = "Physical_Locator";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("encapsulation_type", Kind::Scalar(S), true),
-        col("dst_ip", Kind::Scalar(S), true),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            encapsulation_type: r.string("encapsulation_type")?,
-            dst_ip: r.string("dst_ip")?,
-        })
+vtep_table! {
+    /// `Physical_Locator_Set`: where BUM traffic of a multicast MAC goes.
+    PhysicalLocatorSet = "Physical_Locator_Set" {
+        /// `Physical_Locator` rows.
+        locators: BTreeSet<Uuid> = uuids("locators", Kind::Set(U), Written),
     }
-}
-
-/// `Physical_Locator_Set`: where BUM traffic of a multicast MAC goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PhysicalLocatorSet {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// `Physical_Locator` rows.
-    pub locators: BTreeSet<Uuid>,
 }
 
 impl PhysicalLocatorSet {
@@ -484,33 +417,20 @@ impl PhysicalLocatorSet {
     }
 }
 
-impl VtepTable for PhysicalLocatorSet {
-    const TABLE: &'static str = "Physical_Locator_Set";
-    const COLUMNS: &'static [ColumnSpec] = &[col("locators", Kind::Set(U), true)];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            locators: r.uuids("locators")?,
-        })
-    }
-}
-
 macro_rules! mac_table {
-    ($(#[$doc:meta])* $name:ident, $table:literal, $target:ident, $written:expr, $target_doc:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Debug, PartialEq, Eq)]
-        pub struct $name {
-            /// Row UUID.
-            pub uuid: Uuid,
-            /// The MAC (`unknown-dst` for the flooding entry of multicast tables).
-            pub mac: String,
-            /// `Logical_Switch` row.
-            pub logical_switch: Uuid,
-            #[doc = $target_doc]
-            pub $target: Uuid,
-            /// Optional IPv4 address for ARP suppression.
-            pub ipaddr: String,
+    ($(#[$doc:meta])* $name:ident, $table:literal, $target:ident, $role:ident, $target_doc:literal) => {
+        vtep_table! {
+            $(#[$doc])*
+            $name = $table {
+                /// The MAC (`unknown-dst` for the flooding entry of multicast tables).
+                mac: String = string("MAC", Kind::Scalar(S), $role),
+                /// `Logical_Switch` row.
+                logical_switch: Uuid = uuid("logical_switch", Kind::Scalar(U), $role),
+                #[doc = $target_doc]
+                $target: Uuid = uuid(stringify!($target), Kind::Scalar(U), $role),
+                /// Optional IPv4 address for ARP suppression.
+                ipaddr: String = string("ipaddr", Kind::Scalar(S), $role),
+            }
         }
 
         impl $name {
@@ -524,156 +444,69 @@ macro_rules! mac_table {
                 ])
             }
         }
-
-        impl VtepTable for $name {
-            const TABLE: &'static str = $table;
-            const COLUMNS: &'static [ColumnSpec] = &[
-                col("MAC", Kind::Scalar(S), $written),
-                col("logical_switch", Kind::Scalar(U), $written),
-                col(stringify!($target), Kind::Scalar(U), $written),
-                col("ipaddr", Kind::Scalar(S), $written),
-            ];
-            fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-                let r = reader!(uuid, row);
-                Ok(Self {
-                    uuid,
-                    mac: r.string("MAC")?,
-                    logical_switch: r.uuid("logical_switch")?,
-                    $target: r.uuid(stringify!($target))?,
-                    ipaddr: r.string("ipaddr")?,
-                })
-            }
-        }
     };
 }
 
 mac_table!(
     /// `Ucast_Macs_Local`: a MAC the switch learned on a physical port.
-    UcastMacsLocal, "Ucast_Macs_Local", locator, false, "`Physical_Locator` row."
+    UcastMacsLocal, "Ucast_Macs_Local", locator, Read, "`Physical_Locator` row."
 );
 mac_table!(
     /// `Ucast_Macs_Remote`: a MAC behind a remote VTEP, written by the controller.
-    UcastMacsRemote, "Ucast_Macs_Remote", locator, true, "`Physical_Locator` row."
+    UcastMacsRemote, "Ucast_Macs_Remote", locator, Written, "`Physical_Locator` row."
 );
 mac_table!(
     /// `Mcast_Macs_Local`: where the switch wants BUM traffic sent to it.
-    McastMacsLocal, "Mcast_Macs_Local", locator_set, false, "`Physical_Locator_Set` row."
+    McastMacsLocal, "Mcast_Macs_Local", locator_set, Read, "`Physical_Locator_Set` row."
 );
 mac_table!(
     /// `Mcast_Macs_Remote`: where the switch sends BUM traffic (service nodes), written by the controller.
-    McastMacsRemote, "Mcast_Macs_Remote", locator_set, true, "`Physical_Locator_Set` row."
+    McastMacsRemote, "Mcast_Macs_Remote", locator_set, Written, "`Physical_Locator_Set` row."
 );
 
-/// `Tunnel`: a tunnel between a local and a remote locator, with its BFD state.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Tunnel {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Local `Physical_Locator`.
-    pub local: Uuid,
-    /// Remote `Physical_Locator`.
-    pub remote: Uuid,
-    /// BFD settings of the local end (`bfd_dst_mac`, `bfd_dst_ip`).
-    pub bfd_config_local: BTreeMap<String, String>,
-    /// BFD settings of the remote end.
-    pub bfd_config_remote: BTreeMap<String, String>,
-    /// BFD parameters (`enable`, `min_rx`, ...); written by the controller.
-    pub bfd_params: BTreeMap<String, String>,
-    /// BFD state reported by the switch.
-    pub bfd_status: BTreeMap<String, String>,
-}
-
-impl VtepTable for Tunnel {
-    const TABLE: &'static str = "Tunnel";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("local", Kind::Scalar(U), false),
-        col("remote", Kind::Scalar(U), false),
-        col("bfd_config_local", Kind::Map(S, S), true),
-        col("bfd_config_remote", Kind::Map(S, S), true),
-        col("bfd_params", Kind::Map(S, S), true),
-        col("bfd_status", Kind::Map(S, S), false),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            local: r.uuid("local")?,
-            remote: r.uuid("remote")?,
-            bfd_config_local: r.string_map("bfd_config_local")?,
-            bfd_config_remote: r.string_map("bfd_config_remote")?,
-            bfd_params: r.string_map("bfd_params")?,
-            bfd_status: r.string_map("bfd_status")?,
-        })
+vtep_table! {
+    /// `Tunnel`: a tunnel between a local and a remote locator, with its BFD state.
+    Tunnel = "Tunnel" {
+        /// Local `Physical_Locator`.
+        local: Uuid = uuid("local", Kind::Scalar(U), Read),
+        /// Remote `Physical_Locator`.
+        remote: Uuid = uuid("remote", Kind::Scalar(U), Read),
+        /// BFD settings of the local end (`bfd_dst_mac`, `bfd_dst_ip`).
+        bfd_config_local: BTreeMap<String, String> = string_map("bfd_config_local", Kind::Map(S, S), Written),
+        /// BFD settings of the remote end.
+        bfd_config_remote: BTreeMap<String, String> = string_map("bfd_config_remote", Kind::Map(S, S), Written),
+        /// BFD parameters (`enable`, `min_rx`, ...); written by the controller.
+        bfd_params: BTreeMap<String, String> = string_map("bfd_params", Kind::Map(S, S), Written),
+        /// BFD state reported by the switch.
+        bfd_status: BTreeMap<String, String> = string_map("bfd_status", Kind::Map(S, S), Read),
     }
 }
 
-/// `Logical_Binding_Stats`: traffic counters of one VLAN binding.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogicalBindingStats {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Bytes received on the port.
-    pub bytes_from_local: i64,
-    /// Packets received on the port.
-    pub packets_from_local: i64,
-    /// Bytes sent out of the port.
-    pub bytes_to_local: i64,
-    /// Packets sent out of the port.
-    pub packets_to_local: i64,
-}
-
-impl VtepTable for LogicalBindingStats {
-    const TABLE: &'static str = "Logical_Binding_Stats";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("bytes_from_local", Kind::Scalar(I), false),
-        col("packets_from_local", Kind::Scalar(I), false),
-        col("bytes_to_local", Kind::Scalar(I), false),
-        col("packets_to_local", Kind::Scalar(I), false),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            bytes_from_local: r.int("bytes_from_local")?,
-            packets_from_local: r.int("packets_from_local")?,
-            bytes_to_local: r.int("bytes_to_local")?,
-            packets_to_local: r.int("packets_to_local")?,
-        })
+vtep_table! {
+    /// `Logical_Binding_Stats`: traffic counters of one VLAN binding.
+    LogicalBindingStats = "Logical_Binding_Stats" {
+        /// Bytes received on the port.
+        bytes_from_local: i64 = int("bytes_from_local", Kind::Scalar(I), Read),
+        /// Packets received on the port.
+        packets_from_local: i64 = int("packets_from_local", Kind::Scalar(I), Read),
+        /// Bytes sent out of the port.
+        bytes_to_local: i64 = int("bytes_to_local", Kind::Scalar(I), Read),
+        /// Packets sent out of the port.
+        packets_to_local: i64 = int("packets_to_local", Kind::Scalar(I), Read),
     }
 }
 
-/// `Manager`: an OVSDB remote of the switch (how we reach it).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Manager {
-    /// Row UUID.
-    pub uuid: Uuid,
-    /// Target, e.g. `ptcp:6640`.
-    pub target: String,
-    /// Inactivity probe in ms (0 disables).
-    pub inactivity_probe: Option<i64>,
-    /// Whether a client is connected.
-    pub is_connected: bool,
-    /// Connection status details.
-    pub status: BTreeMap<String, String>,
-}
-
-impl VtepTable for Manager {
-    const TABLE: &'static str = "Manager";
-    const COLUMNS: &'static [ColumnSpec] = &[
-        col("target", Kind::Scalar(S), false),
-        col("inactivity_probe", Kind::Optional(I), false),
-        col("is_connected", Kind::Scalar(B), false),
-        col("status", Kind::Map(S, S), false),
-    ];
-    fn from_row(uuid: Uuid, row: &Row) -> Result<Self, RowError> {
-        let r = reader!(uuid, row);
-        Ok(Self {
-            uuid,
-            target: r.string("target")?,
-            inactivity_probe: r.opt_int("inactivity_probe")?,
-            is_connected: r.bool("is_connected")?,
-            status: r.string_map("status")?,
-        })
+vtep_table! {
+    /// `Manager`: an OVSDB remote of the switch (how we reach it).
+    Manager = "Manager" {
+        /// Target, e.g. `ptcp:6640`.
+        target: String = string("target", Kind::Scalar(S), Read),
+        /// Inactivity probe in ms (0 disables).
+        inactivity_probe: Option<i64> = opt_int("inactivity_probe", Kind::Optional(I), Read),
+        /// Whether a client is connected.
+        is_connected: bool = bool("is_connected", Kind::Scalar(B), Read),
+        /// Connection status details.
+        status: BTreeMap<String, String> = string_map("status", Kind::Map(S, S), Read),
     }
 }
 
@@ -713,7 +546,11 @@ pub fn check_schema(schema: &DatabaseSchema) -> Result<(), SchemaMismatch> {
             continue;
         };
         for c in *columns {
-            let role = if c.written { "written" } else { "read" };
+            let role = match c.role {
+                Use::Read => "read",
+                Use::Written => "written",
+                Use::IfPresent => continue,
+            };
             match t.columns.get(c.name) {
                 None => problems.push(format!(
                     "missing column {table}.{} ({}, {role})",
