@@ -11,89 +11,58 @@
 //! (sizes: `BH_BENCH_SIZES=10000,100000`, the default).
 //! Without `--bench` (as `cargo test --all-targets` runs it) it only says how to run it.
 
+// The root tests' namespace and command helpers (only those; the rest is
+// unused here).
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use gateway::kernel::Kernel;
 use gateway::netns;
 use gateway::reconciler::reconcile_once;
 use gateway::{DesiredNode, DesiredSwitch, MacAddr, RemoteMac, Replication};
+use support::{Ns, run};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const V20: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
 const V30: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 30);
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A namespace deleted on drop.
-struct Ns(String);
-
-impl Ns {
-    fn new() -> Ns {
-        let name = format!(
-            "bhbench-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        sh(&["ip", "netns", "add", &name]);
-        let ns = Ns(name);
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns.ip(&[
-            "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
-        ]);
-        ns.ip(&["addr", "add", "198.18.0.10/24", "dev", "eth0"]);
-        ns.ip(&["link", "set", "eth0", "up"]);
-        ns.ip(&["link", "set", "eth0p", "up"]);
-        ns
-    }
-
-    fn ip(&self, args: &[&str]) {
-        let mut v = vec!["ip", "-n", &self.0];
-        v.extend_from_slice(args);
-        sh(&v);
-    }
-
-    /// Runs `bridge -batch` over `lines` inside the namespace; returns its wall time.
-    fn bridge_batch(&self, lines: &[String]) -> Duration {
-        let mut f = tempfile::NamedTempFile::new().expect("temp file");
-        for l in lines {
-            writeln!(f, "{l}").expect("write batch");
-        }
-        f.flush().expect("flush batch");
-        let path = f.path().to_str().expect("path").to_string();
-        let t = Instant::now();
-        sh(&["bridge", "-n", &self.0, "-batch", &path]);
-        t.elapsed()
-    }
-
-    fn count_fdb(&self, dev: &str) -> usize {
-        let out = Command::new("bridge")
-            .args(["-n", &self.0, "fdb", "show", "dev", dev])
-            .output()
-            .expect("bridge fdb show");
-        String::from_utf8_lossy(&out.stdout).lines().count()
-    }
+/// A namespace (deleted on drop) with `eth0` at 198.18.0.10/24, its veth peer inside too.
+fn underlay_ns() -> Ns {
+    let ns = Ns::bare("bench");
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "eth0p",
+    ]);
+    ns.ip(&["addr", "add", "198.18.0.10/24", "dev", "eth0"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns.ip(&["link", "set", "eth0p", "up"]);
+    ns
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+/// Runs `bridge -batch` over `lines` inside `ns`; returns its wall time.
+fn batch(ns: &Ns, lines: &[String]) -> Duration {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    for l in lines {
+        writeln!(f, "{l}").expect("write batch");
     }
+    f.flush().expect("flush batch");
+    let path = f.path().to_str().expect("path").to_string();
+    let t = Instant::now();
+    run(&["bridge", "-n", &ns.name, "-batch", &path]);
+    t.elapsed()
 }
 
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
+/// `bridge fdb show dev DEV` lines in `ns`.
+fn count_fdb(ns: &Ns, dev: &str) -> usize {
+    let out = Command::new("bridge")
+        .args(["-n", &ns.name, "fdb", "show", "dev", dev])
         .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("bridge fdb show");
+    String::from_utf8_lossy(&out.stdout).lines().count()
 }
 
 fn mac(i: u32) -> MacAddr {
@@ -147,7 +116,7 @@ struct Ours {
 
 /// One reconcile pass inside `ns`, timed from inside (no thread set-up).
 fn timed_pass(ns: &Ns, d: DesiredNode) -> (Duration, usize) {
-    netns::run_in(&ns.0, move || async move {
+    netns::run_in(&ns.name, move || async move {
         let mut k = Kernel::connect().expect("netlink");
         let t = Instant::now();
         let r = reconcile_once(&mut k, &d).await.expect("pass");
@@ -163,9 +132,9 @@ fn timed_pass(ns: &Ns, d: DesiredNode) -> (Duration, usize) {
 }
 
 fn reconciler(n: u32) -> Ours {
-    let ns = Ns::new();
+    let ns = underlay_ns();
     let (add, actions) = timed_pass(&ns, desired(n));
-    let entries = ns.count_fdb("bhvx5000");
+    let entries = count_fdb(&ns, "bhvx5000");
     let (noop, planned) = timed_pass(&ns, desired(n));
     assert_eq!(planned, 0, "not converged");
     let (del, _) = timed_pass(&ns, desired(0));
@@ -180,7 +149,7 @@ fn reconciler(n: u32) -> Ours {
 
 /// `bridge -batch` timings for the same entries on equivalent devices.
 fn bridge_batch(n: u32) -> (Duration, Duration, usize) {
-    let ns = Ns::new();
+    let ns = underlay_ns();
     ns.ip(&["link", "add", "bhbr5000", "type", "bridge"]);
     ns.ip(&[
         "link",
@@ -215,9 +184,9 @@ fn bridge_batch(n: u32) -> (Duration, Duration, usize) {
         del.push(format!("fdb del {m} dev bhvx5000 dst {v} self"));
         del.push(format!("fdb del {m} dev bhvx5000 master"));
     }
-    let t_add = ns.bridge_batch(&add);
-    let entries = ns.count_fdb("bhvx5000");
-    let t_del = ns.bridge_batch(&del);
+    let t_add = batch(&ns, &add);
+    let entries = count_fdb(&ns, "bhvx5000");
+    let t_del = batch(&ns, &del);
     (t_add, t_del, entries)
 }
 

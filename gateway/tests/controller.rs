@@ -18,7 +18,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use api::client::{Client, ClientConfig};
@@ -28,32 +28,13 @@ use api::model::{
 };
 use api::testing::{Controller, ControllerCmd, build_controller};
 use gateway::netns;
-use support::{Ns, wait_for};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{Killed, Ns, is_self, metrics, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bridgehead-gateway");
 const HOST_MAC: &str = "02:00:00:00:aa:01";
 const ADMIN_TOKEN: &str = "admin-token-0123456789";
 const NODE_TOKEN: &str = "gw1-node-token-0123456789";
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A child process killed by PID on drop (also on panic).
-struct Proc(Option<Child>);
-
-impl Proc {
-    fn stop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
 
 /// Starts the controller inside `ns` with the tokens file (its log named
 /// after `listen`); returns it and its address.
@@ -170,11 +151,7 @@ fn vxlan_fdb(ns: &Ns) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = ns
         .fdb("bhvx5000")
         .iter()
-        .filter(|e| {
-            e["flags"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|x| x == "self"))
-        })
+        .filter(|e| is_self(e))
         .filter_map(|e| Some((e["mac"].as_str()?.into(), e["dst"].as_str()?.into())))
         .collect();
     v.sort();
@@ -192,40 +169,23 @@ fn fdb_of(macs: &[&str]) -> Vec<(String, String)> {
 }
 
 fn metric(ns: &Ns, name: &str) -> Option<f64> {
-    let text = netns::run_in(&ns.name, || async {
-        let Ok(mut s) = tokio::net::TcpStream::connect("127.0.0.1:9470").await else {
-            return String::new();
-        };
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out).await;
-        out
-    })
-    .unwrap();
-    text.lines()
+    metrics(ns)
+        .lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 #[test]
 fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
     let controller = build_controller();
-    let ns = Ns::new("gwc");
-    ns.veth("eth0", "eth0p");
-    ns.ip(&["addr", "add", "198.18.0.20/24", "dev", "eth0"]);
-    // The group VTEP IP, held by the only member.
-    ns.ip(&["addr", "add", "198.18.0.100/24", "dev", "eth0"]);
-    ns.veth("eth1", "eth1p");
-    ns.ip(&["link", "set", "eth1p", "address", HOST_MAC]);
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
+    // The underlay address and the group VTEP IP, held by the only member.
+    let ns = Ns::with_host("gwc", &["198.18.0.20/24", "198.18.0.100/24"], HOST_MAC);
     let dir = tempfile::tempdir().unwrap();
     write_tokens(dir.path());
     let (ctl, addr) = start_controller(&ns, &controller, dir.path(), "127.0.0.1:0");
     create(&ns, &addr, desired_objects());
 
     let log = dir.path().join("gateway.log");
-    let mut gw = Proc(Some(
+    let mut gw = Killed(Some(
         Command::new(BIN)
             .args(["--netns", &ns.name])
             .args(["--controller", &format!("http://{addr}")])
@@ -263,15 +223,7 @@ fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
     });
 
     // 2. A learned MAC goes to the store under the daemon's lease...
-    ns.ip(&[
-        "link",
-        "set",
-        "bhbr5000",
-        "type",
-        "bridge",
-        "ageing_time",
-        "300",
-    ]);
+    ns.set_ageing_time("bhbr5000", "300");
     ns.try_exec(&["ping", "-c", "1", "-W", "1", "-I", "eth1p", "192.0.2.99"]);
     let took = wait_for("learned MAC in the store", LIMIT, || {
         learned_in_store(&ns, &addr).iter().any(|s| {
@@ -290,15 +242,7 @@ fn follows_the_store_reports_learned_macs_and_survives_the_controller() {
         learned_in_store(&ns, &addr).is_empty()
     });
     eprintln!("aged-out MAC withdrawn from the store {took:?} after it was seen there");
-    ns.ip(&[
-        "link",
-        "set",
-        "bhbr5000",
-        "type",
-        "bridge",
-        "ageing_time",
-        "30000",
-    ]);
+    ns.set_ageing_time("bhbr5000", "30000");
 
     // 3. Store lag settles at 0 with the head known from bookmarks.
     wait_for("store lag 0", LIMIT, || {

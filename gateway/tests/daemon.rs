@@ -9,15 +9,13 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gateway::netns;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde_json::{Value, json};
-use support::{Ns, wait_for};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{Killed, Ns, is_self, metrics, wait_for};
 
 const BIN: &str = env!("CARGO_BIN_EXE_bridgehead-gateway");
 const HOST_MAC: &str = "02:00:00:00:aa:01";
@@ -25,7 +23,7 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 /// The daemon process, killed by PID on drop (also on panic).
 struct Daemon {
-    child: Option<Child>,
+    child: Killed,
     log: PathBuf,
 }
 
@@ -50,13 +48,13 @@ impl Daemon {
             .spawn()
             .expect("start bridgehead-gateway");
         Daemon {
-            child: Some(child),
+            child: Killed(Some(child)),
             log,
         }
     }
 
     fn pid(&self) -> Pid {
-        Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+        Pid::from_raw(self.child.0.as_ref().unwrap().id() as i32)
     }
 
     fn log(&self) -> String {
@@ -81,7 +79,7 @@ impl Daemon {
 
     /// Waits for the exit status after a signal.
     fn wait_exit(mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
+        let mut child = self.child.0.take().unwrap();
         let t0 = Instant::now();
         loop {
             if let Some(st) = child.try_wait().unwrap() {
@@ -89,15 +87,6 @@ impl Daemon {
             }
             assert!(t0.elapsed() < LIMIT, "daemon did not exit");
             std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 }
@@ -110,13 +99,7 @@ fn unique(p: PathBuf) -> PathBuf {
 
 /// eth0 = underlay (198.18.0.10), eth1 (bound) <-> eth1p, a host (192.0.2.1).
 fn setup() -> Ns {
-    let ns = Ns::new("gwd");
-    ns.veth("eth0", "eth0p");
-    ns.ip(&["addr", "add", "198.18.0.10/24", "dev", "eth0"]);
-    ns.veth("eth1", "eth1p");
-    ns.ip(&["link", "set", "eth1p", "address", HOST_MAC]);
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
-    ns
+    Ns::with_host("gwd", &["198.18.0.10/24"], HOST_MAC)
 }
 
 fn desired(revision: u64, remote_mac: &str) -> Value {
@@ -148,11 +131,7 @@ fn remote_macs(ns: &Ns) -> Vec<String> {
     let mut v: Vec<String> = ns
         .fdb("bhvx5000")
         .iter()
-        .filter(|e| {
-            e["flags"]
-                .as_array()
-                .is_some_and(|f| f.iter().any(|x| x == "self"))
-        })
+        .filter(|e| is_self(e))
         .filter_map(|e| e["mac"].as_str().map(str::to_string))
         .filter(|m| m != "00:00:00:00:00:00")
         .collect();
@@ -160,20 +139,15 @@ fn remote_macs(ns: &Ns) -> Vec<String> {
     v
 }
 
-/// GET /metrics from inside the namespace (the daemon listens on its loopback).
-fn metrics(ns: &Ns) -> String {
-    netns::run_in(&ns.name, || async {
-        let Ok(mut s) = tokio::net::TcpStream::connect("127.0.0.1:9470").await else {
-            return String::new();
-        };
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out).await;
-        out
-    })
-    .unwrap()
+/// The daemon on revision 1 of the file, its first pass done and 02:..:21 programmed.
+fn start_programmed(ns: &Ns, dir: &Path, poll: &str) -> Daemon {
+    write(dir, &desired(1, "02:00:00:00:00:21"));
+    let d = Daemon::start(ns, dir, &["--poll", poll]);
+    d.wait_log("first reconcile pass done");
+    wait_for("programmed", LIMIT, || {
+        remote_macs(ns) == ["02:00:00:00:00:21"]
+    });
+    d
 }
 
 fn metric(ns: &Ns, line_prefix: &str) -> Option<f64> {
@@ -186,12 +160,7 @@ fn metric(ns: &Ns, line_prefix: &str) -> Option<f64> {
 fn programs_reloads_reports_and_stays_headless() {
     let ns = setup();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &desired(1, "02:00:00:00:00:21"));
-    let d = Daemon::start(&ns, dir.path(), &["--poll", "100ms"]);
-    d.wait_log("first reconcile pass done");
-    wait_for("programmed", LIMIT, || {
-        remote_macs(&ns) == ["02:00:00:00:00:21"]
-    });
+    let d = start_programmed(&ns, dir.path(), "100ms");
 
     // Metrics: objects as of the last dump (our changes trigger a follow-up pass).
     wait_for("objects counted", LIMIT, || {
@@ -277,13 +246,8 @@ fn programs_reloads_reports_and_stays_headless() {
 fn sighup_reloads_and_kill_restart_changes_nothing() {
     let ns = setup();
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &desired(1, "02:00:00:00:00:21"));
     // Polling effectively off: only SIGHUP reloads.
-    let d = Daemon::start(&ns, dir.path(), &["--poll", "1h"]);
-    d.wait_log("first reconcile pass done");
-    wait_for("programmed", LIMIT, || {
-        remote_macs(&ns) == ["02:00:00:00:00:21"]
-    });
+    let d = start_programmed(&ns, dir.path(), "1h");
     write(dir.path(), &desired(2, "02:00:00:00:00:22"));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
@@ -304,7 +268,7 @@ fn sighup_reloads_and_kill_restart_changes_nothing() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut monitor = support::Killed(Some(monitor));
+    let mut monitor = Killed(Some(monitor));
     std::thread::sleep(Duration::from_millis(200));
     d.signal(Signal::SIGKILL);
     let _ = d.wait_exit();

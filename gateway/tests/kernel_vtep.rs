@@ -5,19 +5,22 @@
 //! Run: `cargo test -p gateway --features root-tests` (as root).
 #![cfg(feature = "root-tests")]
 
+mod support;
+
 use std::net::Ipv4Addr;
+use std::ops::Deref;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use gateway::desired::{NEXTHOP_PROTOCOL, NH_MEMBER_BASE, nh_group_id};
 use gateway::diff::Action;
 use gateway::kernel::{Kernel, KernelError};
 use gateway::netns;
-use gateway::reconciler::{self, PassReport, ReconcilerConfig, ReconcilerStats};
+use gateway::reconciler::{self, PassReport};
 use gateway::{DesiredNode, DesiredSwitch, MacAddr, PortBinding, RemoteMac, Replication};
 use serde_json::Value;
+use support::{Killed, Running, is_self, run, timers};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const V20: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
@@ -25,25 +28,21 @@ const V30: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 30);
 const SN1: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 100);
 const SN2: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 101);
 
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
 /// A namespace with `eth0` (198.18.0.10/24, veth peer inside too) and `eth1`; deleted on drop.
-struct Ns {
-    name: String,
+/// Its own observers read the kernel's answers the way these tests compare them.
+struct Ns(support::Ns);
+
+impl Deref for Ns {
+    type Target = support::Ns;
+    fn deref(&self) -> &support::Ns {
+        &self.0
+    }
 }
 
 impl Ns {
     /// A namespace with only `lo` (up).
     fn bare() -> Ns {
-        let name = format!(
-            "bhgw-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
-        run(&["ip", "netns", "add", &name]);
-        let ns = Ns { name };
-        ns.ip(&["link", "set", "lo", "up"]);
-        ns
+        Ns(support::Ns::bare("gw"))
     }
 
     fn new() -> Ns {
@@ -59,12 +58,6 @@ impl Ns {
         }
         ns.ip(&["addr", "add", "198.18.0.10/24", "dev", "eth0"]);
         ns
-    }
-
-    fn ip(&self, args: &[&str]) -> String {
-        let mut v = vec!["ip", "-n", &self.name];
-        v.extend_from_slice(args);
-        run(&v)
     }
 
     fn bridge(&self, args: &[&str]) -> String {
@@ -97,29 +90,12 @@ impl Ns {
         }
     }
 
-    fn link(&self, dev: &str) -> Option<Value> {
-        let out = Command::new("ip")
-            .args(["-n", &self.name, "-j", "-d", "link", "show", "dev", dev])
-            .output()
-            .unwrap();
-        if !out.status.success() {
-            return None;
-        }
-        self.json(String::from_utf8(out.stdout).unwrap())
-            .into_iter()
-            .next()
-    }
-
     /// `bridge fdb show dev DEV` as (mac, "dst IP" | "nhid N") pairs, self entries only.
     fn fdb(&self, dev: &str) -> Vec<(String, String)> {
         let mut v: Vec<(String, String)> = self
             .json(self.bridge_soft(&["-j", "-d", "fdb", "show", "dev", dev]))
             .into_iter()
-            .filter(|e| {
-                e["flags"]
-                    .as_array()
-                    .is_some_and(|f| f.iter().any(|x| x == "self"))
-            })
+            .filter(is_self)
             .filter_map(|e| {
                 let mac = e["mac"].as_str()?.to_string();
                 let to = if let Some(d) = e["dst"].as_str() {
@@ -216,31 +192,8 @@ impl FdbFlag for bool {
     }
 }
 
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .expect("spawn");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// `bridge monitor fdb` in the namespace, killed by pid (also on panic).
-struct Monitor {
-    child: Option<std::process::Child>,
-}
+struct Monitor(Killed);
 
 impl Monitor {
     fn start(ns: &Ns) -> Monitor {
@@ -251,27 +204,12 @@ impl Monitor {
             .expect("bridge monitor");
         // Let it subscribe before anything happens.
         std::thread::sleep(Duration::from_millis(200));
-        Monitor { child: Some(child) }
+        Monitor(Killed(Some(child)))
     }
 
     fn stop(mut self) -> Vec<String> {
         std::thread::sleep(Duration::from_millis(200));
-        let mut child = self.child.take().unwrap();
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("monitor output");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.0.stop()
     }
 }
 
@@ -684,72 +622,8 @@ fn check_initial_without_eth1(ns: &Ns) {
     assert!(ns.link("eth1").unwrap().get("master").is_none());
 }
 
-/// Runs the real loop in the namespace; dropping it stops the loop.
-struct Running {
-    tx: Option<tokio::sync::watch::Sender<DesiredNode>>,
-    reports: tokio::sync::watch::Receiver<Arc<PassReport>>,
-    stats: ReconcilerStats,
-    thread: Option<
-        std::thread::JoinHandle<Result<Result<(), reconciler::ReconcileError>, netns::NetnsError>>,
-    >,
-}
-
-impl Running {
-    fn start(ns: &Ns, d: DesiredNode, config: ReconcilerConfig) -> Running {
-        let (tx, rx) = tokio::sync::watch::channel(d);
-        let (rtx, reports) = tokio::sync::watch::channel(Arc::new(PassReport::default()));
-        let stats = ReconcilerStats::default();
-        let st = stats.clone();
-        let thread =
-            netns::spawn_in(&ns.name, move || reconciler::run(rx, config, st, Some(rtx))).unwrap();
-        Running {
-            tx: Some(tx),
-            reports,
-            stats,
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.tx.take();
-        if let Some(t) = self.thread.take() {
-            let r = t.join();
-            if !std::thread::panicking() {
-                r.expect("loop thread").expect("netns").expect("loop");
-            }
-        }
-    }
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(5) {
-        if f() {
-            return t0.elapsed();
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    panic!("{what}: not repaired within 5 s");
-}
-
-#[test]
-fn external_tampering_is_repaired_by_notifications() {
-    let ns = Ns::new();
-    let d = desired();
-    // Long resync: the repairs below must come from the notification path.
-    let config = ReconcilerConfig {
-        resync: Duration::from_secs(3600),
-        debounce: Duration::from_millis(20),
-        retry: Duration::from_millis(100),
-    };
-    let run = Running::start(&ns, d.clone(), config);
-    wait_for("initial pass", || {
-        ns.fdb("bhvx5000").len() == 4 && ns.fdb("bhvx5001").len() == 2
-    });
-    check_initial(&ns);
-
+/// Deletes the remote entry of 02:..:21 behind the reconciler's back.
+fn delete_remote_21(ns: &Ns) {
     ns.bridge(&[
         "fdb",
         "del",
@@ -760,6 +634,26 @@ fn external_tampering_is_repaired_by_notifications() {
         "198.18.0.20",
         "self",
     ]);
+}
+
+/// Polls `f` until it holds; panics after 5 s.
+fn wait_for(what: &str, f: impl FnMut() -> bool) -> Duration {
+    support::wait_for(what, Duration::from_secs(5), f)
+}
+
+#[test]
+fn external_tampering_is_repaired_by_notifications() {
+    let ns = Ns::new();
+    let d = desired();
+    // Long resync: the repairs below must come from the notification path.
+    let config = timers(Duration::from_secs(3600), Duration::from_millis(20));
+    let run = Running::start_with(&ns, d.clone(), config);
+    wait_for("initial pass", || {
+        ns.fdb("bhvx5000").len() == 4 && ns.fdb("bhvx5001").len() == 2
+    });
+    check_initial(&ns);
+
+    delete_remote_21(&ns);
     let t = wait_for("fdb del", || {
         ns.fdb("bhvx5000")
             .contains(&(s("02:00:00:00:00:21"), s("dst 198.18.0.20")))
@@ -823,9 +717,9 @@ fn external_tampering_is_repaired_by_notifications() {
     // Desired-state change through the channel is applied too.
     let mut d2 = d.clone();
     d2.switches.truncate(1);
-    run.tx.as_ref().unwrap().send_replace(d2);
+    run.set(d2);
     wait_for("switch removed", || ns.link("bhbr5001").is_none());
-    assert!(run.stats.passes.load(Ordering::Relaxed) >= 8);
+    assert!(run.passes() >= 8);
     assert_eq!(
         run.stats.actions_failed.load(Ordering::Relaxed),
         0,
@@ -1031,26 +925,13 @@ fn periodic_resync_repairs_even_without_notifications() {
     // the test, so the repair below is the resync's (the path that covers
     // notifications lost to a socket overrun).
     let ns = Ns::new();
-    let config = ReconcilerConfig {
-        resync: Duration::from_millis(300),
-        debounce: Duration::from_secs(60),
-        retry: Duration::from_millis(100),
-    };
-    let run = Running::start(&ns, desired(), config);
+    let config = timers(Duration::from_millis(300), Duration::from_secs(60));
+    let run = Running::start_with(&ns, desired(), config);
     wait_for("initial pass", || ns.fdb("bhvx5000").len() == 4);
-    let before = run.stats.passes.load(Ordering::Relaxed);
-    ns.bridge(&[
-        "fdb",
-        "del",
-        "02:00:00:00:00:21",
-        "dev",
-        "bhvx5000",
-        "dst",
-        "198.18.0.20",
-        "self",
-    ]);
+    let before = run.passes();
+    delete_remote_21(&ns);
     let t = wait_for("resync repair", || ns.fdb("bhvx5000").len() == 4);
-    assert!(run.stats.passes.load(Ordering::Relaxed) > before);
+    assert!(run.passes() > before);
     eprintln!("repaired by periodic resync in {t:?}");
     drop(run);
 }

@@ -41,13 +41,7 @@ fn desired(remote_macs: Vec<RemoteMac>) -> DesiredNode {
 
 /// eth0 = underlay; eth1 (bound) <-> eth1p, the host on the physical segment.
 fn setup() -> Ns {
-    let ns = Ns::new("lrn");
-    ns.veth("eth0", "eth0p");
-    ns.ip(&["addr", "add", "198.18.0.10/24", "dev", "eth0"]);
-    ns.veth("eth1", "eth1p");
-    ns.ip(&["link", "set", "eth1p", "address", HOST_MAC]);
-    ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
-    ns
+    Ns::with_host("lrn", &["198.18.0.10/24"], HOST_MAC)
 }
 
 /// One ARP request (a broadcast with the host's source MAC) into the bridge.
@@ -72,15 +66,7 @@ fn learned_mac_is_reported_and_withdrawn_on_ageing_and_on_move() {
         ns.link("eth1").is_some_and(|l| l["master"] == "bhbr5000")
     });
     // Kernel bridges accept any ageing time; 3 s keeps the test short.
-    ns.ip(&[
-        "link",
-        "set",
-        "bhbr5000",
-        "type",
-        "bridge",
-        "ageing_time",
-        "300",
-    ]);
+    ns.set_ageing_time("bhbr5000", "300");
     let host_mac: MacAddr = HOST_MAC.parse().unwrap();
 
     let t0 = Instant::now();

@@ -12,6 +12,7 @@ use gateway::learning::LearnEvent;
 use gateway::netns;
 use gateway::reconciler::{self, Outputs, PassReport, ReconcilerConfig, ReconcilerStats};
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -22,8 +23,18 @@ pub struct Ns {
 }
 
 impl Ns {
-    /// A fresh namespace whose name is unique per process and call.
+    /// A fresh namespace whose name is unique per process and call, IPv6 off.
     pub fn new(tag: &str) -> Ns {
+        let ns = Ns::bare(tag);
+        // No IPv6: router/neighbour solicitations would refresh learned MACs.
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+        ns
+    }
+
+    /// Like [`Ns::new`] but with the kernel's defaults (IPv6 on), for tests
+    /// that do not learn MACs.
+    pub fn bare(tag: &str) -> Ns {
         let name = format!(
             "bh{tag}-{}-{}",
             std::process::id(),
@@ -32,10 +43,34 @@ impl Ns {
         run(&["ip", "netns", "add", &name]);
         let ns = Ns { name };
         ns.ip(&["link", "set", "lo", "up"]);
-        // No IPv6: router/neighbour solicitations would refresh learned MACs.
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-        ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
         ns
+    }
+
+    /// `eth0` (the underlay, `underlay` addresses in order) and `eth1`, whose
+    /// peer `eth1p` is a host on the physical segment (`host_mac`, 192.0.2.1).
+    pub fn with_host(tag: &str, underlay: &[&str], host_mac: &str) -> Ns {
+        let ns = Ns::new(tag);
+        ns.veth("eth0", "eth0p");
+        for addr in underlay {
+            ns.ip(&["addr", "add", addr, "dev", "eth0"]);
+        }
+        ns.veth("eth1", "eth1p");
+        ns.ip(&["link", "set", "eth1p", "address", host_mac]);
+        ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
+        ns
+    }
+
+    /// Sets a bridge's `ageing_time` (in 1/100 s; the kernel accepts any value).
+    pub fn set_ageing_time(&self, bridge: &str, centiseconds: &str) {
+        self.ip(&[
+            "link",
+            "set",
+            bridge,
+            "type",
+            "bridge",
+            "ageing_time",
+            centiseconds,
+        ]);
     }
 
     /// `ip -n NS ARGS`.
@@ -134,6 +169,38 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Dur
     panic!("{what}: not within {limit:?}");
 }
 
+/// Loop timers: `resync` and `debounce` as given, retry after 100 ms.
+pub fn timers(resync: Duration, debounce: Duration) -> ReconcilerConfig {
+    ReconcilerConfig {
+        resync,
+        debounce,
+        retry: Duration::from_millis(100),
+    }
+}
+
+/// Whether a `bridge -j fdb show` entry is the device's own (`self`), not the bridge's.
+pub fn is_self(entry: &Value) -> bool {
+    entry["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "self"))
+}
+
+/// GET /metrics of the daemon on the namespace's loopback; empty when it does not answer.
+pub fn metrics(ns: &Ns) -> String {
+    netns::run_in(&ns.name, || async {
+        let Ok(mut s) = tokio::net::TcpStream::connect("127.0.0.1:9470").await else {
+            return String::new();
+        };
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out).await;
+        out
+    })
+    .unwrap()
+}
+
 type LoopThread =
     std::thread::JoinHandle<Result<Result<(), reconciler::ReconcileError>, netns::NetnsError>>;
 
@@ -149,11 +216,15 @@ pub struct Running {
 impl Running {
     /// Starts the loop with `d` and fast timers.
     pub fn start(ns: &Ns, d: DesiredNode) -> Running {
-        let config = ReconcilerConfig {
-            resync: Duration::from_secs(5),
-            debounce: Duration::from_millis(20),
-            retry: Duration::from_millis(100),
-        };
+        Running::start_with(
+            ns,
+            d,
+            timers(Duration::from_secs(5), Duration::from_millis(20)),
+        )
+    }
+
+    /// Starts the loop with `d` and the given timers.
+    pub fn start_with(ns: &Ns, d: DesiredNode, config: ReconcilerConfig) -> Running {
         let (tx, rx) = watch::channel(d);
         let (rtx, reports) = watch::channel(Arc::new(PassReport::default()));
         let (ltx, learned) = mpsc::unbounded_channel();
