@@ -327,6 +327,32 @@ fn bfd_summary(socket: &Path) -> Result<StatusReport> {
 }
 
 /// Two `bfd run` processes with `n` sessions each.
+/// Waits for every session to come Up (or the bring-up timeout), then
+/// measures the steady state: one row of the table.
+fn bring_up_and_measure(
+    implementation: &'static str,
+    n: usize,
+    p: &Params,
+    mut sample: impl FnMut(usize) -> Result<Sample>,
+    cheap_up: bool,
+) -> Result<Outcome> {
+    let up = bring_up(n, p.bring_up_timeout, &mut sample)?;
+    let (sides, host) = measure(p.duration, &mut sample, cheap_up)?;
+    Ok(Outcome {
+        implementation,
+        sessions: n,
+        bring_up: up,
+        note: if up.is_none() {
+            "not all Up".into()
+        } else {
+            String::new()
+        },
+        sides,
+        host,
+        measured: true,
+    })
+}
+
 pub fn run_bridgehead(
     bin: &Path,
     pair: &Pair,
@@ -364,7 +390,7 @@ pub fn run_bridgehead(
     }
     let pids: Vec<u32> = procs.iter().map(|p| p.0.id()).collect();
     let nss = [pair.a.clone(), pair.b.clone()];
-    let mut sample = |i: usize| -> Result<Sample> {
+    let sample = |i: usize| -> Result<Sample> {
         procs[i].check_alive("bfd run", &logs[i])?;
         let cpu_before = cpu_seconds(pids[i]);
         let Ok(r) = bfd_summary(&sockets[i]) else {
@@ -385,21 +411,7 @@ pub fn run_bridgehead(
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
         })
     };
-    let up = bring_up(n, p.bring_up_timeout, &mut sample)?;
-    let (sides, host) = measure(p.duration, &mut sample, true)?;
-    Ok(Outcome {
-        implementation: "bridgehead",
-        sessions: n,
-        bring_up: up,
-        note: if up.is_none() {
-            "not all Up".into()
-        } else {
-            String::new()
-        },
-        sides,
-        host,
-        measured: true,
-    })
+    bring_up_and_measure("bridgehead", n, p, sample, true)
 }
 
 /// FRR's files for one side.
@@ -495,7 +507,7 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
     }
     let pids: Vec<u32> = procs.iter().map(|p| p.0.id()).collect();
     let nss = [pair.a.clone(), pair.b.clone()];
-    let mut sample = |i: usize| -> Result<Sample> {
+    let sample = |i: usize| -> Result<Sample> {
         procs[i].check_alive("bfdd", &logs[i])?;
         let cpu_before = cpu_seconds(pids[i]);
         let Ok(brief) = sides[i].vtysh(&nss[i], "show bfd peers brief json") else {
@@ -531,20 +543,6 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
         })
     };
-    let up = bring_up(n, p.bring_up_timeout, &mut sample)?;
     // vtysh walks every peer: sample only at the start and the end.
-    let (sides, host) = measure(p.duration, &mut sample, false)?;
-    Ok(Outcome {
-        implementation: "frr-bfdd",
-        sessions: n,
-        bring_up: up,
-        note: if up.is_none() {
-            "not all Up".into()
-        } else {
-            String::new()
-        },
-        sides,
-        host,
-        measured: true,
-    })
+    bring_up_and_measure("frr-bfdd", n, p, sample, false)
 }
