@@ -146,6 +146,18 @@ fn gtsm_drops_low_ttl_and_packets_leave_from_the_session_port() {
     assert_eq!(ports.len(), 1, "{ports:?}");
 }
 
+/// A driver on `local` with two source ports from `port_base`.
+fn two_port_driver(local: Ipv4Addr, seed: u64, port_base: u16) -> Driver {
+    let m = Manager::new(ManagerConfig {
+        seed,
+        src_port_base: port_base,
+        src_port_count: 2,
+        ..Default::default()
+    })
+    .unwrap();
+    Driver::bind(m, DriverConfig::new(local)).unwrap()
+}
+
 #[test]
 fn a_daemon_drives_the_loop_through_a_handle() {
     use bfd::control;
@@ -153,14 +165,7 @@ fn a_daemon_drives_the_loop_through_a_handle() {
     use bfd::session::Event;
     let (a_ip, b_ip) = (addr(0x33, 1), addr(0x33, 2));
     let spawn = |local: Ipv4Addr, seed: u64, port_base: u16| {
-        let m = Manager::new(ManagerConfig {
-            seed,
-            src_port_base: port_base,
-            src_port_count: 2,
-            ..Default::default()
-        })
-        .unwrap();
-        let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
+        let mut d = two_port_driver(local, seed, port_base);
         let (handle, ctl) = control::channel().unwrap();
         let (etx, erx) = std::sync::mpsc::channel();
         let t = std::thread::spawn(move || {
@@ -251,14 +256,7 @@ fn an_async_task_drives_the_loop_and_streams_events() {
     use futures::StreamExt;
     let (a_ip, b_ip) = (addr(0x44, 1), addr(0x44, 2));
     let spawn = |local: Ipv4Addr, seed: u64, port_base: u16| {
-        let m = Manager::new(ManagerConfig {
-            seed,
-            src_port_base: port_base,
-            src_port_count: 2,
-            ..Default::default()
-        })
-        .unwrap();
-        let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
+        let mut d = two_port_driver(local, seed, port_base);
         let (handle, ctl) = control::channel().unwrap();
         let (etx, erx) = futures::channel::mpsc::unbounded();
         let t = std::thread::spawn(move || d.run(&ctl, &etx).unwrap());
