@@ -319,6 +319,21 @@ fn learned_key(mac: &str) -> Key {
     Key::new(Kind::LearnedMac, format!("tor1/web/{mac}"))
 }
 
+/// Waits until tor1's switch status in the store says `connected`.
+async fn until_switch_status(admin: &Client, connected: bool) {
+    let key = Key::new(Kind::SwitchStatus, "tor1");
+    let what = if connected {
+        "tor1 connected in the store"
+    } else {
+        "tor1 disconnected in the store"
+    };
+    until(what, async || match get(admin, &key).await?.object {
+        Object::SwitchStatus(s) if s.connected == connected => Some(()),
+        _ => None,
+    })
+    .await
+}
+
 /// The lease a stored object hangs off, once it exists.
 async fn lease_of(c: &Client, key: &Key) -> LeaseId {
     until(&format!("{key} in the store"), async || {
@@ -414,13 +429,7 @@ async fn daemon_against_a_real_controller_and_switch() {
 
     // --- switch status, learned MACs and tunnel status in the store
     let status_key = Key::new(Kind::SwitchStatus, "tor1");
-    until("tor1 connected in the store", async || {
-        match get(&admin, &status_key).await?.object {
-            Object::SwitchStatus(s) if s.connected => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    until_switch_status(&admin, true).await;
     // The switch row's tunnel IP and port reach the store; a port fault shows under its port.
     until(
         "tor1's tunnel IP and port p1 in the store",
@@ -510,13 +519,7 @@ async fn daemon_against_a_real_controller_and_switch() {
     // agent writes it again).
     let mut srv = srv;
     srv.kill();
-    until("tor1 disconnected in the store", async || {
-        match get(&admin, &status_key).await?.object {
-            Object::SwitchStatus(s) if !s.connected => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    until_switch_status(&admin, false).await;
     assert!(get(&admin, &learned_key(KEPT_MAC)).await.is_some());
     srv.restart();
     until("tor1 connected again, its tunnel status gone", async || {
@@ -708,13 +711,7 @@ async fn switch_moves_to_a_tls_target_and_is_removed() {
     tls.vtep_ctl(&["add-ucast-local", "web", KEPT_MAC, "198.18.0.1"]);
     lease_of(&admin, &learned_key(KEPT_MAC)).await;
     let status_key = Key::new(Kind::SwitchStatus, "tor1");
-    until("tor1 connected in the store", async || {
-        match get(&admin, &status_key).await?.object {
-            Object::SwitchStatus(s) if s.connected => Some(()),
-            _ => None,
-        }
-    })
-    .await;
+    until_switch_status(&admin, true).await;
 
     // The switch leaves the store: first its binding (the daemon unbinds
     // the port), then its transport node (the daemon stops serving it).

@@ -31,6 +31,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Creates the database file `db` from `schema` with `ovsdb-tool`.
+fn create_db(db: &Path, schema: &Path) {
+    let out = Command::new("ovsdb-tool")
+        .arg("create")
+        .arg(db)
+        .arg(schema)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ovsdb-tool create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Extra listening options for the server.
 #[derive(Clone, Debug, Default)]
 pub struct Tls {
@@ -76,17 +91,7 @@ impl OvsdbServer {
             .tempdir()
             .unwrap();
         let db = dir.path().join("vtep.db");
-        let out = Command::new("ovsdb-tool")
-            .arg("create")
-            .arg(&db)
-            .arg(schema)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ovsdb-tool create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        create_db(&db, schema);
         let ssl_port = tls.as_ref().map(|_| free_port());
         let mut s = OvsdbServer {
             sock: dir.path().join("db.sock"),
@@ -174,13 +179,7 @@ impl OvsdbServer {
         self.kill();
         let _ = std::fs::remove_file(&self.sock);
         std::fs::remove_file(&self.db).unwrap();
-        let out = Command::new("ovsdb-tool")
-            .arg("create")
-            .arg(&self.db)
-            .arg(VTEP_SCHEMA)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "ovsdb-tool create");
+        create_db(&self.db, Path::new(VTEP_SCHEMA));
         self.spawn();
     }
 
