@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use gateway::kernel::Kernel;
 use gateway::netns;
 use gateway::reconciler::reconcile_once;
-use gateway::{DesiredNode, DesiredSwitch, MacAddr, RemoteMac, Replication};
-use support::{Ns, run};
+use gateway::{DesiredNode, MacAddr, RemoteMac, Replication};
+use support::{Ns, one_switch, run};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const V20: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
@@ -81,27 +81,17 @@ fn vtep(i: u32) -> Ipv4Addr {
 }
 
 fn desired(n: u32) -> DesiredNode {
-    DesiredNode {
-        revision: 0,
-        local_tunnel_ip: LOCAL,
-        underlay_dev: Some("eth0".into()),
-        switches: vec![DesiredSwitch {
-            local_tunnel_ip: None,
-            vni: 5000,
-            replication: Replication::SourceNode {
-                remote_vteps: vec![V20, V30],
-            },
-            remote_macs: (0..n)
-                .map(|i| RemoteMac {
-                    mac: mac(i),
-                    vtep: vtep(i),
-                    ip: None,
-                })
-                .collect(),
-            ports: vec![],
-            vm_ports: vec![],
-        }],
-    }
+    let replication = Replication::SourceNode {
+        remote_vteps: vec![V20, V30],
+    };
+    let remote_macs = (0..n)
+        .map(|i| RemoteMac {
+            mac: mac(i),
+            vtep: vtep(i),
+            ip: None,
+        })
+        .collect();
+    one_switch(LOCAL, replication, remote_macs, vec![])
 }
 
 /// Reconciler timings in one namespace: first pass, converged pass, removal pass.

@@ -18,9 +18,9 @@ use gateway::diff::Action;
 use gateway::kernel::{Kernel, KernelError};
 use gateway::netns;
 use gateway::reconciler::{self, PassReport};
-use gateway::{DesiredNode, DesiredSwitch, MacAddr, PortBinding, RemoteMac, Replication};
+use gateway::{DesiredNode, DesiredSwitch, MacAddr, RemoteMac, Replication};
 use serde_json::Value;
-use support::{Killed, Running, is_self, run, timers};
+use support::{Killed, Running, bind_eth1, is_self, one_switch, run, timers};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const V20: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
@@ -259,10 +259,7 @@ fn desired() -> DesiredNode {
                     vtep: V20,
                     ip: None,
                 }],
-                ports: vec![PortBinding {
-                    ifname: "eth1".into(),
-                    vlan: 0,
-                }],
+                ports: bind_eth1(0),
                 vm_ports: vec![],
             },
         ],
@@ -271,6 +268,16 @@ fn desired() -> DesiredNode {
 
 fn s(x: &str) -> String {
     x.to_string()
+}
+
+/// Nothing failed and nothing in the desired state was a problem.
+fn assert_clean(r: &PassReport) {
+    assert!(
+        r.failed.is_empty() && r.problems.is_empty(),
+        "{:#?} {:#?}",
+        r.failed,
+        r.problems
+    );
 }
 
 fn assert_converged(ns: &Ns, d: &DesiredNode) {
@@ -350,12 +357,7 @@ fn create_update_delete() {
     let ns = Ns::new();
     let mut d = desired();
     let r = ns.reconcile(&d);
-    assert!(
-        r.failed.is_empty() && r.problems.is_empty(),
-        "{:#?} {:#?}",
-        r.failed,
-        r.problems
-    );
+    assert_clean(&r);
     check_initial(&ns);
     assert_converged(&ns, &d);
 
@@ -460,6 +462,24 @@ fn create_update_delete() {
     assert_converged(&ns, &d);
 }
 
+/// The foreign objects of `foreign_objects_are_never_touched` as the observers see
+/// them: vxf's FDB, the nexthops, brf's neighbours, vxf's master.
+type ForeignState = (
+    Vec<(String, String)>,
+    Vec<(u64, String, String, bool)>,
+    Vec<(String, String, String)>,
+    Value,
+);
+
+fn foreign_state(ns: &Ns) -> ForeignState {
+    (
+        ns.fdb("vxf"),
+        ns.nexthops(),
+        ns.neighbours("brf"),
+        ns.link("vxf").unwrap()["master"].clone(),
+    )
+}
+
 #[test]
 fn foreign_objects_are_never_touched() {
     let ns = Ns::new();
@@ -502,12 +522,7 @@ fn foreign_objects_are_never_touched() {
         "nud",
         "permanent",
     ]);
-    let before = (
-        ns.fdb("vxf"),
-        ns.nexthops(),
-        ns.neighbours("brf"),
-        ns.link("vxf").unwrap()["master"].clone(),
-    );
+    let before = foreign_state(&ns);
 
     let d = desired();
     let r = ns.reconcile(&d);
@@ -527,12 +542,7 @@ fn foreign_objects_are_never_touched() {
         );
     }
     assert!(ns.link("bhvx5000").is_none() && ns.link("bhbr5001").is_none());
-    let after = (
-        ns.fdb("vxf"),
-        ns.nexthops(),
-        ns.neighbours("brf"),
-        ns.link("vxf").unwrap()["master"].clone(),
-    );
+    let after = foreign_state(&ns);
     assert_eq!(before, after);
     assert_eq!(after.1.len(), 1);
 }
@@ -541,10 +551,7 @@ fn foreign_objects_are_never_touched() {
 fn vlan_binding_without_8021q_fails_clearly_and_the_rest_is_applied() {
     let ns = Ns::new();
     let mut d = desired();
-    d.switches[1].ports = vec![PortBinding {
-        ifname: "eth1".into(),
-        vlan: 100,
-    }];
+    d.switches[1].ports = bind_eth1(100);
     let r = ns.reconcile(&d);
     let vlan_failures: Vec<&(Action, KernelError)> = r
         .failed
@@ -583,31 +590,14 @@ fn arp_for_a_remote_ip_is_answered_locally() {
     // eth1p stands for a host on the bound physical segment.
     let ns = Ns::new();
     let mut d = desired();
-    d.switches[0].ports = vec![PortBinding {
-        ifname: "eth1".into(),
-        vlan: 0,
-    }];
+    d.switches[0].ports = bind_eth1(0);
     d.switches[1].ports.clear();
     let r = ns.reconcile(&d);
     assert!(r.failed.is_empty(), "{:#?}", r.failed);
     ns.ip(&["addr", "add", "192.0.2.1/24", "dev", "eth1p"]);
     // The reply can only come from the bridge's suppression: 02:..:21 lives behind a VTEP
     // that does not exist here, so nothing else could answer.
-    let _ = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.name,
-            "ping",
-            "-c",
-            "1",
-            "-W",
-            "1",
-            "-I",
-            "eth1p",
-            "192.0.2.21",
-        ])
-        .output();
+    ns.try_exec(&["ping", "-c", "1", "-W", "1", "-I", "eth1p", "192.0.2.21"]);
     let n = ns.neighbours("eth1p");
     assert!(
         n.iter()
@@ -794,28 +784,15 @@ fn two_vteps_carry_traffic_in_both_replication_modes() {
             ns.ip(&["link", "set", dev, "up"]);
         }
     }
-    let node =
-        |local: Ipv4Addr, peer: Ipv4Addr, peer_host: &str, replication: Replication| DesiredNode {
-            revision: 0,
-            local_tunnel_ip: local,
-            underlay_dev: Some("eth0".into()),
-            switches: vec![DesiredSwitch {
-                local_tunnel_ip: None,
-                vni: 5000,
-                replication,
-                // No IP: ARP must be flooded, which is what this test exercises.
-                remote_macs: vec![RemoteMac {
-                    mac: mac(peer_host),
-                    vtep: peer,
-                    ip: None,
-                }],
-                ports: vec![PortBinding {
-                    ifname: "eth1".into(),
-                    vlan: 0,
-                }],
-                vm_ports: vec![],
-            }],
+    let node = |local: Ipv4Addr, peer: Ipv4Addr, peer_host: &str, replication: Replication| {
+        // No IP: ARP must be flooded, which is what this test exercises.
+        let peer_host = RemoteMac {
+            mac: mac(peer_host),
+            vtep: peer,
+            ip: None,
         };
+        one_switch(local, replication, vec![peer_host], bind_eth1(0))
+    };
     let da = node(
         LOCAL,
         V20,
@@ -834,12 +811,7 @@ fn two_vteps_carry_traffic_in_both_replication_modes() {
     );
     for (ns, d) in [(&a, &da), (&b, &db)] {
         let r = ns.reconcile(d);
-        assert!(
-            r.failed.is_empty() && r.problems.is_empty(),
-            "{:#?} {:#?}",
-            r.failed,
-            r.problems
-        );
+        assert_clean(&r);
     }
     let ping = |what: &str| {
         a.ip(&["neigh", "flush", "dev", "eth1p"]);

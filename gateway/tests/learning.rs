@@ -11,32 +11,18 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use gateway::learning::LearnEvent;
-use gateway::{DesiredNode, DesiredSwitch, MacAddr, PortBinding, RemoteMac, Replication};
-use support::{Ns, Running, wait_for};
+use gateway::{DesiredNode, MacAddr, RemoteMac, Replication};
+use support::{Ns, Running, bind_eth1, one_switch, wait_for};
 
 const LOCAL: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 10);
 const PEER: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 20);
 const HOST_MAC: &str = "02:00:00:00:aa:01";
 
 fn desired(remote_macs: Vec<RemoteMac>) -> DesiredNode {
-    DesiredNode {
-        revision: 0,
-        local_tunnel_ip: LOCAL,
-        underlay_dev: Some("eth0".into()),
-        switches: vec![DesiredSwitch {
-            local_tunnel_ip: None,
-            vni: 5000,
-            replication: Replication::SourceNode {
-                remote_vteps: vec![PEER],
-            },
-            remote_macs,
-            ports: vec![PortBinding {
-                ifname: "eth1".into(),
-                vlan: 0,
-            }],
-            vm_ports: vec![],
-        }],
-    }
+    let replication = Replication::SourceNode {
+        remote_vteps: vec![PEER],
+    };
+    one_switch(LOCAL, replication, remote_macs, bind_eth1(0))
 }
 
 /// eth0 = underlay; eth1 (bound) <-> eth1p, the host on the physical segment.

@@ -2,15 +2,16 @@
 //! reconciler loop running inside it. `ip`/`bridge` only observe and tamper.
 #![allow(dead_code)] // each test file uses a different subset
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use gateway::DesiredNode;
 use gateway::learning::LearnEvent;
 use gateway::netns;
 use gateway::reconciler::{self, Outputs, PassReport, ReconcilerConfig, ReconcilerStats};
+use gateway::{DesiredNode, DesiredSwitch, PortBinding, RemoteMac, Replication};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -167,6 +168,36 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Dur
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("{what}: not within {limit:?}");
+}
+
+/// `eth1` bound to a switch, untagged when `vlan` is 0.
+pub fn bind_eth1(vlan: u16) -> Vec<PortBinding> {
+    vec![PortBinding {
+        ifname: "eth1".into(),
+        vlan,
+    }]
+}
+
+/// A node on underlay `eth0` with one switch, VNI 5000, and no VM ports.
+pub fn one_switch(
+    local: Ipv4Addr,
+    replication: Replication,
+    remote_macs: Vec<RemoteMac>,
+    ports: Vec<PortBinding>,
+) -> DesiredNode {
+    DesiredNode {
+        revision: 0,
+        local_tunnel_ip: local,
+        underlay_dev: Some("eth0".into()),
+        switches: vec![DesiredSwitch {
+            local_tunnel_ip: None,
+            vni: 5000,
+            replication,
+            remote_macs,
+            ports,
+            vm_ports: vec![],
+        }],
+    }
 }
 
 /// Loop timers: `resync` and `debounce` as given, retry after 100 ms.
