@@ -156,8 +156,9 @@ impl<K: Copy + Ord> TimerWheel<K> {
                 continue;
             };
             if tick > now_tick {
-                // Ticks before it are empty: skip them (never past now).
-                self.cursor = now_tick;
+                // Ticks before it are empty: skip them (never past now, and
+                // never back, should `now` be older than the cursor).
+                self.cursor = self.cursor.max(now_tick);
                 self.pull_overflow();
                 return;
             }

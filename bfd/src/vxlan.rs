@@ -76,6 +76,14 @@ impl VxlanFlavor {
         }
     }
 
+    /// The inner destination MAC of the frames we send.
+    pub fn dst_mac(self) -> [u8; 6] {
+        match self {
+            VxlanFlavor::OvsVtep => BFD_DST_MAC,
+            VxlanFlavor::Rfc8971 { .. } => RFC8971_DST_MAC,
+        }
+    }
+
     /// Inner headers of a frame we send from `src_mac` (our device) and
     /// `vtep_ip` (our underlay address; only RFC 8971 carries it) with the
     /// session's fixed source port.
@@ -86,9 +94,10 @@ impl VxlanFlavor {
         }
     }
 
-    /// Receive checks on the inner headers of a decapsulated frame. OVS: the
-    /// UDP port only (the manager applies GTSM). RFC 8971 §4: the UDP port,
-    /// the IANA MAC, a 127/8 destination and TTL 255.
+    /// Receive checks on the inner headers of a decapsulated frame, but for
+    /// the TTL (GTSM, the receiver's own check: the manager's for a device
+    /// link, [`parse_rfc8971`]'s for a whole frame). OVS: the UDP port only.
+    /// RFC 8971 §4: the UDP port, the IANA MAC and a 127/8 destination.
     pub fn check_inner(self, inner: &UdpIpv4Repr) -> Result<(), VxlanError> {
         if inner.dst_port != BFD_CONTROL_PORT {
             return Err(VxlanError::NotBfd(inner.dst_port));
@@ -99,9 +108,6 @@ impl VxlanFlavor {
             }
             if !inner.dst_ip.is_loopback() {
                 return Err(VxlanError::DstNotLoopback(inner.dst_ip));
-            }
-            if inner.ttl != 255 {
-                return Err(VxlanError::Ttl(inner.ttl));
             }
         }
         Ok(())
@@ -243,21 +249,23 @@ pub fn parse(payload: &[u8]) -> Result<(u32, UdpIpv4Repr, &[u8]), VxlanError> {
     Ok((vx.vni(), inner, bfd))
 }
 
-/// Reads an outer UDP payload as RFC 8971 BFD: VXLAN header with the I flag
-/// and `management_vni`, checksummed inner frame, then the checks of
-/// [`VxlanFlavor::check_inner`]. Returns the inner headers and the BFD bytes.
+/// Reads an outer UDP payload as RFC 8971 BFD (§4): [`parse`], then
+/// `management_vni`, the checks of [`VxlanFlavor::check_inner`] and TTL 255.
+/// Returns the inner headers and the BFD bytes.
 pub fn parse_rfc8971(
     payload: &[u8],
     management_vni: u32,
 ) -> Result<(UdpIpv4Repr, &[u8]), VxlanError> {
-    let vx = VxlanHeader::new_checked(payload)?;
-    if vx.vni() != management_vni {
+    let (vni, inner, bfd) = parse(payload)?;
+    if vni != management_vni {
         return Err(VxlanError::WrongVni {
-            got: vx.vni(),
+            got: vni,
             want: management_vni,
         });
     }
-    let (inner, bfd) = UdpIpv4Repr::parse(&payload[VXLAN_HEADER_LEN..])?;
     VxlanFlavor::Rfc8971 { management_vni }.check_inner(&inner)?;
+    if inner.ttl != 255 {
+        return Err(VxlanError::Ttl(inner.ttl));
+    }
     Ok((inner, bfd))
 }

@@ -45,7 +45,6 @@ const FRAME_MAX: usize = 64 + MAX_LEN;
 #[derive(Debug)]
 pub struct VxlanLink {
     fd: OwnedFd,
-    ifindex: i32,
     mac: [u8; 6],
     flavor: VxlanFlavor,
     /// Our underlay IPv4 address: RFC 8971's inner source.
@@ -244,10 +243,9 @@ impl VxlanLink {
         }
         let mut dst = sll;
         dst.sll_halen = 6;
-        dst.sll_addr[..6].copy_from_slice(&flavor.inner(mac, vtep_ip, 0).dst_mac);
+        dst.sll_addr[..6].copy_from_slice(&flavor.dst_mac());
         Ok(VxlanLink {
             fd,
-            ifindex,
             mac,
             flavor,
             vtep_ip,
@@ -261,20 +259,10 @@ impl VxlanLink {
         self.fd.as_raw_fd()
     }
 
-    /// The device's interface index.
-    pub fn ifindex(&self) -> i32 {
-        self.ifindex
-    }
-
-    /// The convention this link speaks.
-    pub fn flavor(&self) -> VxlanFlavor {
-        self.flavor
-    }
-
     /// Reads one frame; `Ok(None)` when nothing is queued. A BFD frame's
-    /// payload is copied into `out`. RFC 8971 frames with a TTL other than
-    /// 255 come back as [`Frame::Bfd`] so the manager's GTSM check drops and
-    /// counts them like every other encapsulation's.
+    /// payload is copied into `out`, with its TTL for the manager's GTSM
+    /// check, which drops and counts a bad one like every other
+    /// encapsulation's.
     pub(crate) fn recv(&self, out: &mut [u8]) -> io::Result<Option<Frame>> {
         let mut frame = [0u8; 256];
         // SAFETY: sockaddr_ll is plain data; all-zero is valid.
@@ -306,9 +294,8 @@ impl VxlanLink {
             Ok(v) => v,
             Err(e) => return Ok(Some(Frame::Rejected(e.into()))),
         };
-        match self.flavor.check_inner(&repr) {
-            Ok(()) | Err(VxlanError::Ttl(_)) => {}
-            Err(e) => return Ok(Some(Frame::Rejected(e))),
+        if let Err(e) = self.flavor.check_inner(&repr) {
+            return Ok(Some(Frame::Rejected(e)));
         }
         let Some(dst) = out.get_mut(..bfd.len()) else {
             return Ok(Some(Frame::Rejected(VxlanError::Oversized(bfd.len()))));

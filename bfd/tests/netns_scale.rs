@@ -11,7 +11,7 @@ use bfd::config::SessionConfig;
 use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::State;
 use bfd::udp::{Driver, DriverConfig, IoStats};
-use common::{NsPair, run};
+use common::{NsPair, add_addr};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -86,16 +86,7 @@ fn side(
 fn five_hundred_sessions_per_side_over_a_veth() {
     let ns = NsPair::new("bfs", "198.18.0.1/24", "198.18.0.2/24");
     for h in 3..=HOSTS + 1 {
-        run(&[
-            "ip",
-            "-n",
-            &ns.b,
-            "addr",
-            "add",
-            &format!("198.18.0.{h}/24"),
-            "dev",
-            &ns.dev_b,
-        ]);
+        add_addr(&ns.b, &format!("198.18.0.{h}/24"), &ns.dev_b);
     }
     let a_ip = Ipv4Addr::new(198, 18, 0, 1);
     let bs: Vec<Ipv4Addr> = (2..=HOSTS + 1)

@@ -8,7 +8,7 @@ mod common;
 
 use bfd::packet::{Diagnostic, State};
 use bfd::session::Status;
-use common::{NsPair, run};
+use common::{NsPair, add_addr, run};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -162,16 +162,7 @@ fn interoperates_with_open_vswitch_bfd_in_vxlan() {
             &ns.dev_b,
         ],
     );
-    run(&[
-        "ip",
-        "-n",
-        &ns.b,
-        "addr",
-        "add",
-        "198.18.0.2/24",
-        "dev",
-        "br-phy",
-    ]);
+    add_addr(&ns.b, "198.18.0.2/24", "br-phy");
     run(&["ip", "-n", &ns.b, "link", "set", "br-phy", "up"]);
     ovs.ok(
         "ovs-vsctl",

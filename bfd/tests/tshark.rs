@@ -4,12 +4,14 @@
 //! runs under the `root-tests` feature like the project's other peer tests.
 #![cfg(feature = "root-tests")]
 
+mod common;
+
 use bfd::auth::{self, AuthKey, AuthType};
 use bfd::packet::{Diagnostic, Repr, State};
 use bfd::vxlan;
 use bfd::wire::UdpIpv4Repr;
+use common::tshark_fields;
 use std::net::Ipv4Addr;
-use std::process::Command;
 
 fn bfd_bytes(auth: Option<&AuthKey>, state: State, my: u32) -> Vec<u8> {
     let r = Repr {
@@ -118,56 +120,35 @@ fn tshark_decodes_every_frame_we_build() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bfd.pcap");
     std::fs::write(&path, pcap(&frames)).unwrap();
-    let out = Command::new("tshark")
-        .args(["-r"])
-        .arg(&path)
-        .args([
+    let text = tshark_fields(
+        &path,
+        &[
             "-o",
             "udp.check_checksum:TRUE",
             "-o",
             "ip.check_checksum:TRUE",
             "-d",
             "udp.port==4784,bfd",
-        ])
-        .args(["-T", "fields", "-E", "separator=|"])
-        .args([
-            "-e",
+        ],
+        &[
             "bfd.version",
-            "-e",
             "bfd.sta",
-            "-e",
             "bfd.my_discriminator",
-            "-e",
             "bfd.your_discriminator",
-        ])
-        .args([
-            "-e",
             "bfd.desired_min_tx_interval",
-            "-e",
             "bfd.auth.type",
-            "-e",
             "bfd.flags.p",
-        ])
-        .args([
-            "-e",
             "_ws.expert.severity",
-            "-e",
             "_ws.malformed",
-            "-e",
             "vxlan.vni",
-            "-e",
             "ip.checksum.status",
-        ])
-        .args(["-e", "udp.checksum.status", "-e", "eth.dst", "-e", "ip.dst"])
-        .args(["-e", "ip.ttl", "-e", "udp.dstport"])
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+            "udp.checksum.status",
+            "eth.dst",
+            "ip.dst",
+            "ip.ttl",
+            "udp.dstport",
+        ],
     );
-    let text = String::from_utf8(out.stdout).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
     assert_eq!(rows.len(), frames.len(), "{text}");
     let auth_types = ["", "1", "2", "5"];

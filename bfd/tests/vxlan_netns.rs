@@ -11,7 +11,7 @@ use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::{Diagnostic, State};
 use bfd::udp::{Driver, DriverConfig, IoStats};
 use bfd::vxlan::VxlanFlavor;
-use common::{NsPair, run, vxlan_device};
+use common::{NsPair, add_addr, tshark_fields, vxlan_device};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -82,36 +82,20 @@ fn bfd_in_vni_0_between_two_kernel_vteps() {
         "{ca:?}"
     );
 
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "separator=|",
-            "-e",
+    let text = tshark_fields(
+        &pcap,
+        &[],
+        &[
             "vxlan.vni",
-            "-e",
             "eth.dst",
-            "-e",
             "ip.src",
-            "-e",
             "ip.dst",
-        ])
-        .args([
-            "-e",
             "ip.ttl",
-            "-e",
             "udp.dstport",
-            "-e",
             "bfd.sta",
-            "-e",
             "_ws.malformed",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+        ],
+    );
     // The kernel also sends IPv6 neighbour discovery on vx0: look at BFD rows.
     let rows: Vec<&str> = text
         .lines()
@@ -323,26 +307,22 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
         );
     }
 
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args(["-T", "fields", "-E", "separator=|"])
-        .args([
-            "-e",
+    let text = tshark_fields(
+        &pcap,
+        &[],
+        &[
             "vxlan.vni",
-            "-e",
             "eth.dst",
-            "-e",
             "ip.src",
-            "-e",
             "ip.dst",
-        ])
-        .args(["-e", "ip.ttl", "-e", "udp.dstport", "-e", "bfd.sta"])
-        .args(["-e", "_ws.malformed", "-e", "_ws.expert.severity"])
-        .args(["-e", "bfd.my_discriminator"])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+            "ip.ttl",
+            "udp.dstport",
+            "bfd.sta",
+            "_ws.malformed",
+            "_ws.expert.severity",
+            "bfd.my_discriminator",
+        ],
+    );
     // IPv6 is off on vx0: every frame in the VNI is BFD; leave out the
     // three injected ones (BFD discriminator 0x5555).
     let rows: Vec<Vec<&str>> = text
@@ -443,16 +423,7 @@ fn frames_of_many_devices_share_a_sendmmsg() {
     let mut links_b = Vec::new();
     for k in 0..5u8 {
         let b = Ipv4Addr::new(198, 18, 0, 10 + k);
-        run(&[
-            "ip",
-            "-n",
-            &ns.b,
-            "addr",
-            "add",
-            &format!("{b}/24"),
-            "dev",
-            &ns.dev_b,
-        ]);
+        add_addr(&ns.b, &format!("{b}/24"), &ns.dev_b);
         let (vni, flavor) = if k == 4 {
             (0, VxlanFlavor::OvsVtep)
         } else {
@@ -613,16 +584,7 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
     da.wait_state("up", old_a, Duration::from_secs(10));
     db.wait_state("up", old_b, Duration::from_secs(10));
 
-    let decode = || {
-        let out = Command::new("tshark")
-            .arg("-r")
-            .arg(&pcap)
-            .args(["-T", "fields", "-E", "separator=|", "-e", "vxlan.vni"])
-            .args(["-e", "eth.dst", "-e", "ip.dst", "-e", "bfd.sta"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let decode = || tshark_fields(&pcap, &[], &["vxlan.vni", "eth.dst", "ip.dst", "bfd.sta"]);
     let wanted = [
         (a, "RFC 8971", "127.0.0.1"),
         (a, "OVS", "169.254.1.1"),

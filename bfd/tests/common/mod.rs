@@ -27,6 +27,30 @@ pub fn run(args: &[&str]) {
     );
 }
 
+/// Adds address `cidr` to device `dev` in namespace `ns`.
+pub fn add_addr(ns: &str, cidr: &str, dev: &str) {
+    run(&["ip", "-n", ns, "addr", "add", cidr, "dev", dev]);
+}
+
+/// Decodes `pcap` with tshark (`options` before the field list) and
+/// returns one line per frame: `fields` separated by `|`. Fails the test if
+/// tshark fails.
+pub fn tshark_fields(pcap: &std::path::Path, options: &[&str], fields: &[&str]) -> String {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(pcap).args(options);
+    cmd.args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Two namespaces `a` and `b`, veth `dev_a` in `a` to `dev_b` in `b`.
 pub struct NsPair {
     /// First namespace.
