@@ -139,3 +139,4 @@ pub mod udp;
 pub mod vxlan;
 pub mod vxlan_link;
 pub mod wire;
+pub mod xdp;

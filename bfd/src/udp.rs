@@ -18,6 +18,7 @@ use crate::packet::MAX_LEN;
 use crate::stats::Snapshot;
 use crate::vxlan::VxlanFlavor;
 use crate::vxlan_link::{self, Frame, VxlanLink};
+use crate::xdp::{XdpConfig, XdpPort, XdpStats};
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -80,6 +81,9 @@ pub struct IoStats {
     pub vxlan_rejected: u64,
     /// Loop wake-ups.
     pub wakeups: u64,
+    /// The XDP path's counters (all zero without one); its packets are
+    /// also in `recv_packets`/`send_packets`, its doorbells in `send_calls`.
+    pub xdp: XdpStats,
 }
 
 /// A manager with its sockets: the event loop of one BFD instance.
@@ -101,6 +105,8 @@ pub struct Driver {
     pollfds: Vec<libc::pollfd>,
     /// When `ppoll` last returned, for receive coalescing.
     last_wake: Option<Instant>,
+    /// Kernel bypass for plain UDP sessions on one device, if attached.
+    xdp: Option<XdpPort>,
 }
 
 fn setsockopt_int(
@@ -182,6 +188,7 @@ impl Driver {
             send: SendBatch::default(),
             pollfds: Vec::new(),
             last_wake: None,
+            xdp: None,
         })
     }
 
@@ -209,6 +216,20 @@ impl Driver {
         Ok(())
     }
 
+    /// Moves plain UDP BFD (single hop and multihop) on `config.ifname` to
+    /// the XDP path (see [`crate::xdp`]); the sockets stay for everything
+    /// else and as its fallback. Replaces an earlier attachment.
+    pub fn attach_xdp(&mut self, config: XdpConfig) -> io::Result<()> {
+        self.xdp = None; // one program per device: detach the old one first
+        self.xdp = Some(XdpPort::attach(config)?);
+        Ok(())
+    }
+
+    /// The XDP path, if attached.
+    pub fn xdp(&self) -> Option<&XdpPort> {
+        self.xdp.as_ref()
+    }
+
     /// The manager, to read status.
     pub fn manager(&self) -> &Manager {
         &self.manager
@@ -226,7 +247,11 @@ impl Driver {
 
     /// System-call counters.
     pub fn io_stats(&self) -> IoStats {
-        self.stats
+        let mut s = self.stats;
+        if let Some(x) = &self.xdp {
+            s.xdp = x.stats();
+        }
+        s
     }
 
     /// Runs the loop until `until`: sleep in `ppoll` until the next session
@@ -259,7 +284,7 @@ impl Driver {
             counters: self.manager.counters(),
             states: self.manager.state_counts(),
             lag: self.manager.lag(),
-            io: self.stats,
+            io: self.io_stats(),
         }
     }
 
@@ -315,6 +340,7 @@ impl Driver {
         for i in 0..self.vxlan.len() {
             self.drain_vxlan(i)?;
         }
+        self.drain_xdp();
         Ok(true)
     }
 
@@ -326,6 +352,7 @@ impl Driver {
                 .iter()
                 .map(|(_, s)| s.as_raw_fd())
                 .chain(self.vxlan.iter().map(VxlanLink::raw_fd))
+                .chain(self.xdp.iter().flat_map(XdpPort::raw_fds))
                 .chain(extra_fd)
                 .map(|fd| libc::pollfd {
                     fd,
@@ -385,6 +412,25 @@ impl Driver {
         }
     }
 
+    fn drain_xdp(&mut self) {
+        let Some(xdp) = &mut self.xdp else { return };
+        let now = Instant::now();
+        if let Err(e) = xdp.refresh(now) {
+            tracing::warn!(device = xdp.ifname(), error = %e, "XDP path: refreshing addresses, neighbours and routes failed");
+        }
+        let before = xdp.stats().received;
+        let manager = &mut self.manager;
+        // Errors are counted by the manager; the loop goes on.
+        xdp.receive(|d| {
+            let _ = manager.handle_datagram(now, d);
+        });
+        let got = xdp.stats().received - before;
+        if got > 0 {
+            self.stats.recv_calls += 1;
+            self.stats.recv_packets += got;
+        }
+    }
+
     fn drain_vxlan(&mut self, i: usize) -> io::Result<()> {
         let mut buf = [0u8; MAX_LEN];
         while let Some(got) = self.vxlan[i].recv(&mut buf)? {
@@ -420,6 +466,8 @@ impl Driver {
         // Reused between turns: no allocation per wake-up.
         let mut list = std::mem::take(&mut self.pending);
         list.clear();
+        let now = Instant::now();
+        let xdp_before = self.xdp.as_ref().map(|x| x.stats());
         while let Some(t) = self.manager.poll_transmit() {
             if t.peer.encap == Encap::Vxlan {
                 let batch = &mut self.vxlan_send;
@@ -433,7 +481,19 @@ impl Driver {
                 }
                 continue;
             }
+            if let Some(x) = &mut self.xdp
+                && x.queue(&t, now)
+            {
+                continue;
+            }
             list.push(t);
+        }
+        if let (Some(x), Some(before)) = (&mut self.xdp, xdp_before) {
+            x.flush();
+            let after = x.stats();
+            self.stats.send_calls += after.doorbells - before.doorbells;
+            self.stats.send_packets += after.sent - before.sent;
+            self.stats.send_errors += after.tx_full - before.tx_full;
         }
         if let Some(link) = self.vxlan.first() {
             let queued = self.vxlan_send.queued();

@@ -173,3 +173,40 @@ pub fn vxlan_driver(
     d.attach_vxlan(dev, peer, flavor).unwrap();
     (d, discr)
 }
+
+/// Sends raw Ethernet `frames` on device `dev` of namespace `ns` (this
+/// thread enters it) through a packet socket of our own, as a misbehaving
+/// peer would.
+pub fn inject(ns: &str, dev: &str, frames: &[Vec<u8>]) {
+    enter(ns);
+    let name = std::ffi::CString::new(dev).unwrap();
+    // SAFETY: a valid NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    assert_ne!(ifindex, 0);
+    // SAFETY: plain socket(2); closed below.
+    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+    assert!(fd >= 0);
+    for f in frames {
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = 0x0800u16.to_be();
+        sll.sll_ifindex = ifindex as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&f[..6]);
+        // SAFETY: sends `f` to a sockaddr_ll of the size we pass.
+        let rc = unsafe {
+            libc::sendto(
+                fd,
+                f.as_ptr().cast(),
+                f.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, f.len() as isize, "{}", std::io::Error::last_os_error());
+    }
+    // SAFETY: our descriptor, closed once.
+    unsafe { libc::close(fd) };
+}
