@@ -6,6 +6,8 @@
 //! ```toml
 //! [daemon]                 # optional; a change needs a restart
 //! bind = "0.0.0.0"         # address the sockets bind (0.0.0.0: every local address)
+//! xdp_device = "eth1"      # optional: single-hop/multihop BFD on this device
+//!                          # bypasses the kernel's IP/UDP layers (bfd::xdp)
 //!
 //! [defaults]               # optional; what a peer leaves out
 //! tx_interval_ms = 300
@@ -81,6 +83,9 @@ pub struct DaemonSection {
     pub coalesce_ms: u64,
     /// Receive buffer of the shared sockets, bytes (see `DriverConfig::recv_buffer`).
     pub recv_buffer_bytes: usize,
+    /// The device whose single-hop and multihop BFD takes the XDP path
+    /// (see [`crate::xdp`]); none: kernel sockets only.
+    pub xdp_device: Option<String>,
 }
 
 impl Default for DaemonSection {
@@ -94,6 +99,7 @@ impl Default for DaemonSection {
             batch: 64,
             coalesce_ms: 1,
             recv_buffer_bytes: 8 << 20,
+            xdp_device: None,
         }
     }
 }
@@ -264,6 +270,8 @@ pub struct Validated {
     pub coalesce: Duration,
     /// Receive socket buffer, bytes.
     pub recv_buffer: usize,
+    /// The XDP device, if any.
+    pub xdp_device: Option<String>,
     /// Sessions, in file order.
     pub peers: Vec<Peer>,
 }
@@ -342,6 +350,16 @@ impl FileConfig {
         }
         if d.recv_buffer_bytes > 1 << 30 {
             bad("daemon.recv_buffer_bytes".into(), "must be at most 1 GiB");
+        }
+        if let Some(dev) = &d.xdp_device
+            && (dev.is_empty()
+                || dev.len() > 15
+                || dev.contains(|c: char| c == '/' || c.is_whitespace() || c == ':'))
+        {
+            bad(
+                "daemon.xdp_device".into(),
+                "must be a device name: 1 to 15 characters, no '/', ':' or spaces",
+            );
         }
         let df = &self.defaults;
         check_timing(
@@ -502,6 +520,7 @@ impl FileConfig {
             batch: d.batch,
             coalesce: Duration::from_millis(d.coalesce_ms),
             recv_buffer: d.recv_buffer_bytes,
+            xdp_device: d.xdp_device.clone(),
             peers,
         })
     }
@@ -675,6 +694,7 @@ mod tests {
             src_port_count = 0
             batch = 0
             coalesce_ms = 1000
+            xdp_device = "eth0/bad"
             [defaults]
             multiplier = 0
             [[peer]]
@@ -711,6 +731,7 @@ mod tests {
             "daemon.src_port_count",
             "daemon.batch",
             "daemon.coalesce_ms",
+            "daemon.xdp_device",
             "defaults.multiplier",
             "peer[0].local",
             "peer[0].remote",

@@ -34,13 +34,14 @@ pub struct MetricsError(#[from] prometheus::Error);
 
 /// Drop reasons, the bounded values of `bfd_packets_dropped_total{reason}`.
 /// `vxlan_frame`: a frame from a VXLAN device its flavor refuses.
-pub const DROP_REASONS: [&str; 6] = [
+pub const DROP_REASONS: [&str; 7] = [
     "malformed",
     "no_session",
     "ttl",
     "rejected",
     "send_error",
     "vxlan_frame",
+    "xdp_frame",
 ];
 
 /// The registry with the BFD collector in it; share it with other metrics of
@@ -97,7 +98,7 @@ impl std::fmt::Debug for SnapshotCollector {
     }
 }
 
-const SPECS: [(&str, &str, MetricType, Option<&str>); 10] = [
+const SPECS: [(&str, &str, MetricType, Option<&str>); 11] = [
     (
         "bfd_sessions",
         "BFD sessions by state.",
@@ -151,6 +152,12 @@ const SPECS: [(&str, &str, MetricType, Option<&str>); 10] = [
         "recvmmsg/sendmmsg system calls (packets per call show batching).",
         MetricType::COUNTER,
         Some("op"),
+    ),
+    (
+        "bfd_xdp_packets_total",
+        "Packets on the XDP path (path=\"xdp\", both directions) and transmissions it left to the kernel (path=\"kernel\": neighbour unresolved, another device, or the periodic neighbour confirmation).",
+        MetricType::COUNTER,
+        Some("path"),
     ),
     (
         "bfd_event_loop_lag_seconds",
@@ -228,6 +235,7 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
                 c.rejected,
                 s.io.send_errors,
                 s.io.vxlan_rejected,
+                s.io.xdp.rejected,
             ])
             .map(|(l, v)| labelled("reason", l, counter(v)))
             .collect(),
@@ -238,6 +246,10 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
         "bfd_socket_calls_total" => vec![
             labelled("op", "recv", counter(s.io.recv_calls)),
             labelled("op", "send", counter(s.io.send_calls)),
+        ],
+        "bfd_xdp_packets_total" => vec![
+            labelled("path", "xdp", counter(s.io.xdp.received + s.io.xdp.sent)),
+            labelled("path", "kernel", counter(s.io.xdp.via_kernel)),
         ],
         "bfd_event_loop_lag_seconds" => {
             let mut h = Histogram::default();
@@ -304,6 +316,10 @@ mod tests {
         s.io.vxlan_rejected = 5;
         s.io.recv_calls = 3;
         s.io.send_calls = 2;
+        s.io.xdp.received = 6;
+        s.io.xdp.sent = 7;
+        s.io.xdp.via_kernel = 8;
+        s.io.xdp.rejected = 9;
         s.lag.observe(Duration::from_micros(700));
         s.lag.observe(Duration::from_secs(3));
         m.update(&s);
@@ -319,6 +335,9 @@ mod tests {
             "bfd_detections_total 1",
             r#"bfd_socket_calls_total{op="recv"} 3"#,
             r#"bfd_socket_calls_total{op="send"} 2"#,
+            r#"bfd_xdp_packets_total{path="xdp"} 13"#,
+            r#"bfd_xdp_packets_total{path="kernel"} 8"#,
+            r#"bfd_packets_dropped_total{reason="xdp_frame"} 9"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.0005"} 0"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.001"} 1"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="1"} 1"#,

@@ -44,8 +44,13 @@ struct Args {
     /// Longest wait for all sessions to come Up, seconds.
     #[arg(long, default_value_t = 180)]
     bring_up_timeout: u64,
-    /// Implementations: bridgehead, frr.
-    #[arg(long, value_delimiter = ',', default_value = "bridgehead,frr")]
+    /// Implementations: bridgehead (kernel UDP sockets), bridgehead-xdp
+    /// (the XDP path on each side's veth), frr.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "bridgehead,bridgehead-xdp,frr"
+    )]
     implementations: Vec<String>,
     /// The `bfd` binary (default: next to this one).
     #[arg(long)]
@@ -114,7 +119,8 @@ fn run(args: Args) -> Result<()> {
                 p.duration
             );
             let r = match imp.as_str() {
-                "bridgehead" => sides::run_bridgehead(&bin, &pair, n, &p, &dir),
+                "bridgehead" => sides::run_bridgehead(&bin, &pair, n, &p, &dir, false),
+                "bridgehead-xdp" => sides::run_bridgehead(&bin, &pair, n, &p, &dir, true),
                 "frr" => sides::run_frr(&pair, n, &p, &dir),
                 other => bail!("unknown implementation {other}"),
             };
@@ -148,7 +154,7 @@ fn run(args: Args) -> Result<()> {
 
 fn print_rows(rows: &[Outcome]) {
     println!(
-        "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7} {:>6} {:>9} {:>9} {:>9} {:>6} {:>8} note",
+        "{:>8} {:<14} {:>4} {:>8} {:>13} {:>7} {:>6} {:>9} {:>9} {:>9} {:>6} {:>8} note",
         "sessions",
         "impl",
         "side",
@@ -164,12 +170,12 @@ fn print_rows(rows: &[Outcome]) {
     );
     for o in rows {
         if !o.measured {
-            println!("{:>8} {:<11} {}", o.sessions, o.implementation, o.note);
+            println!("{:>8} {:<14} {}", o.sessions, o.implementation, o.note);
             continue;
         }
         for (i, s) in o.sides.iter().enumerate() {
             println!(
-                "{:>8} {:<11} {:>4} {:>8} {:>13} {:>7.1} {:>6.1} {:>9} {:>9.0} {:>9.0} {:>6} {:>8} {}",
+                "{:>8} {:<14} {:>4} {:>8} {:>13} {:>7.1} {:>6.1} {:>9} {:>9.0} {:>9.0} {:>6} {:>8} {}",
                 o.sessions,
                 o.implementation,
                 ["A", "B"][i],

@@ -34,6 +34,10 @@ pub struct Pair {
     pub a_addrs: Vec<Ipv4Addr>,
     /// Addresses of side B.
     pub b_addrs: Vec<Ipv4Addr>,
+    /// The veth end in A.
+    pub dev_a: String,
+    /// The veth end in B.
+    pub dev_b: String,
 }
 
 impl Pair {
@@ -49,6 +53,8 @@ impl Pair {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         );
         let p = Pair {
+            dev_a: format!("bba{id}"),
+            dev_b: format!("bbb{id}"),
             a: format!("bbench{id}a"),
             b: format!("bbench{id}b"),
             a_addrs: (1..=hosts as u8)
@@ -61,7 +67,7 @@ impl Pair {
         run(&["ip", "netns", "add", &p.a])?;
         // From here on, Drop removes what exists.
         run(&["ip", "netns", "add", &p.b])?;
-        let (va, vb) = (format!("bba{id}"), format!("bbb{id}"));
+        let (va, vb) = (p.dev_a.clone(), p.dev_b.clone());
         run(&[
             "ip", "link", "add", &va, "netns", &p.a, "type", "veth", "peer", "name", &vb, "netns",
             &p.b,
@@ -90,6 +96,18 @@ impl Pair {
             .flat_map(|a| self.b_addrs.iter().map(move |b| (*a, *b)))
             .take(n)
             .collect()
+    }
+
+    /// Sets TX checksum offload of both veth ends. The XDP path reads
+    /// frames before the kernel's UDP layer, so it needs full checksums
+    /// from the kernel's own sends (its periodic neighbour confirmations);
+    /// a veth otherwise passes them on unfinished (real NICs finish them).
+    pub fn set_tx_checksum_offload(&self, on: bool) -> Result<()> {
+        for (ns, dev) in [(&self.a, &self.dev_a), (&self.b, &self.dev_b)] {
+            let v = if on { "on" } else { "off" };
+            run(&["ip", "netns", "exec", ns, "ethtool", "-K", dev, "tx", v])?;
+        }
+        Ok(())
     }
 
     /// UDP receive-buffer overflows in namespace `ns` (`/proc/net/snmp`).

@@ -303,9 +303,15 @@ fn ns_command(ns: &str, argv: &[&str], log: &Path) -> Result<Command> {
     Ok(c)
 }
 
-fn bfd_config(pairs: &[(Ipv4Addr, Ipv4Addr)], local_is_a: bool, p: &Params) -> String {
+fn bfd_config(
+    pairs: &[(Ipv4Addr, Ipv4Addr)],
+    local_is_a: bool,
+    p: &Params,
+    xdp_device: Option<&str>,
+) -> String {
     let mut s = format!(
-        "[daemon]\nbind = \"0.0.0.0\"\nsrc_port_count = 16\nmultihop_min_ttl = 254\n[defaults]\ntx_interval_ms = {i}\nrx_interval_ms = {i}\nmultiplier = {m}\n",
+        "[daemon]\nbind = \"0.0.0.0\"\nsrc_port_count = 16\nmultihop_min_ttl = 254\n{x}[defaults]\ntx_interval_ms = {i}\nrx_interval_ms = {i}\nmultiplier = {m}\n",
+        x = xdp_device.map_or(String::new(), |d| format!("xdp_device = \"{d}\"\n")),
         i = p.interval_ms,
         m = p.mult
     );
@@ -353,21 +359,43 @@ fn bring_up_and_measure(
     })
 }
 
+/// Restores TX checksum offload on the veths after an XDP run.
+struct OffloadBack<'a>(&'a Pair);
+
+impl Drop for OffloadBack<'_> {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.set_tx_checksum_offload(true) {
+            eprintln!("  restoring TX checksum offload: {e:#}");
+        }
+    }
+}
+
+/// Two `bfd run` processes with `n` multihop sessions each; with `xdp`,
+/// each runs its sessions on the XDP path of its veth end.
 pub fn run_bridgehead(
     bin: &Path,
     pair: &Pair,
     n: usize,
     p: &Params,
     dir: &Path,
+    xdp: bool,
 ) -> Result<Outcome> {
     let pairs = pair.pairs(n);
+    let _offload = if xdp {
+        pair.set_tx_checksum_offload(false)?;
+        Some(OffloadBack(pair))
+    } else {
+        None
+    };
+    let name = if xdp { "bridgehead-xdp" } else { "bridgehead" };
     let mut procs = Vec::new();
     let mut sockets = Vec::new();
     let mut logs = Vec::new();
     for (i, ns) in [&pair.a, &pair.b].into_iter().enumerate() {
         let side = ["a", "b"][i];
         let conf = dir.join(format!("bfd-{n}-{side}.toml"));
-        std::fs::write(&conf, bfd_config(&pairs, i == 0, p))?;
+        let dev = [&pair.dev_a, &pair.dev_b][i].as_str();
+        std::fs::write(&conf, bfd_config(&pairs, i == 0, p, xdp.then_some(dev)))?;
         let sock = dir.join(format!("bfd-{n}-{side}.sock"));
         let log = dir.join(format!("bfd-{n}-{side}.log"));
         let bin = bin.to_string_lossy();
@@ -411,7 +439,7 @@ pub fn run_bridgehead(
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
         })
     };
-    bring_up_and_measure("bridgehead", n, p, sample, true)
+    bring_up_and_measure(name, n, p, sample, true)
 }
 
 /// FRR's files for one side.

@@ -79,6 +79,13 @@ pub fn run(config: &Path, metrics_listen: Option<SocketAddr>, status_path: &Path
         },
     )
     .with_context(|| format!("bind BFD sockets on {}", v.bind))?;
+    if let Some(dev) = &v.xdp_device {
+        driver
+            .attach_xdp(bfd::xdp::XdpConfig::new(dev))
+            .with_context(|| format!("XDP path on {dev} (daemon.xdp_device)"))?;
+        let mode = driver.xdp().map_or("?", |x| x.mode());
+        tracing::info!(device = %dev, mode, "single-hop and multihop BFD on the XDP path");
+    }
     for p in &v.peers {
         if let (Some(dev), false) = (&p.vxlan_device, driver.has_vxlan(p.key)) {
             driver
@@ -237,15 +244,21 @@ fn reload(config: &Path, started: &Validated, handle: &Handle, shared: &Shared) 
             return;
         }
     };
-    if (v.bind, v.batch, v.coalesce, v.recv_buffer, &v.manager)
-        != (
-            started.bind,
-            started.batch,
-            started.coalesce,
-            started.recv_buffer,
-            &started.manager,
-        )
-    {
+    if (
+        v.bind,
+        v.batch,
+        v.coalesce,
+        v.recv_buffer,
+        &v.xdp_device,
+        &v.manager,
+    ) != (
+        started.bind,
+        started.batch,
+        started.coalesce,
+        started.recv_buffer,
+        &started.xdp_device,
+        &started.manager,
+    ) {
         tracing::warn!("[daemon] settings changed: they apply at the next start only");
     }
     let running = shared.running();
