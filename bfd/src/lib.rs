@@ -69,6 +69,14 @@
 //! - [`vxlan_link`]: BFD inside VXLAN through a kernel VXLAN device (in the
 //!   flavour's BFD VNI) per remote VTEP and an `AF_PACKET` socket carrying the
 //!   inner frames of [`vxlan`].
+//! - [`xdp`]: kernel bypass for plain UDP BFD on one device. An XDP
+//!   program (assembled in [`xdp::bpf`], attached through a BPF link so it
+//!   leaves with the process) steers UDP 3784/4784 frames to our addresses
+//!   into AF_XDP sockets, and transmissions leave as frames through them,
+//!   built from the kernel's own route and neighbour answers
+//!   ([`xdp::nexthop`]); whatever it cannot resolve goes through the
+//!   sockets of [`udp`]. At 50,000 sessions a side this is what fits one
+//!   core (README, performance).
 //! - [`file_config`], [`reload`], [`report`]: what the `bfd` command (and a
 //!   daemon embedding this crate) reads and shows: a TOML file of sessions
 //!   validated field by field, the add/retime/replace/remove plan of a
@@ -95,9 +103,7 @@
 //! the same with FRR bfdd, and prints CPU per process, packets per second
 //! and false Down events side by side.
 //!
-//! Not yet: IPv6, Demand mode, Echo, and RFC 8971's BFD-for-VXLAN
-//! encapsulation (inner 127/8 destination and the IANA MAC); only the Open
-//! vSwitch / hardware_vtep convention is spoken inside VXLAN.
+//! Not yet: IPv6 (sockets and the XDP path), Demand mode, Echo.
 
 //! # Choices where the RFC leaves room, or where we deviate
 //!

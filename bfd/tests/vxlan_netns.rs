@@ -11,38 +11,12 @@ use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::{Diagnostic, State};
 use bfd::udp::{Driver, DriverConfig, IoStats};
 use bfd::vxlan::VxlanFlavor;
-use common::{NsPair, add_addr, tshark_fields, vxlan_device};
+use common::{Capture, NsPair, add_addr, tshark_fields, vxlan_device};
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A capture process, killed and reaped by PID on drop.
-struct Capture(Child);
-
-impl Capture {
-    /// Captures VXLAN (UDP 4789) on `dev` in namespace `ns` into `pcap`,
-    /// giving tcpdump half a second to start.
-    fn start(ns: &str, dev: &str, pcap: &std::path::Path) -> Capture {
-        let c = Command::new("ip")
-            .args(["netns", "exec", ns, "tcpdump", "-i", dev, "-w"])
-            .arg(pcap)
-            .args(["-U", "udp", "port", "4789"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        Capture(c)
-    }
-}
-
-impl Drop for Capture {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn side(
     ns: String,
     local: Ipv4Addr,
@@ -69,7 +43,7 @@ fn bfd_in_vni_0_between_two_kernel_vteps() {
     vxlan_device(&ns.b, &ns.dev_b, "vx0", 0, b, a);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("vx.pcap");
-    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap);
+    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap, &["udp", "port", "4789"]);
     let (na, nb) = (ns.a.clone(), ns.b.clone());
     let ta = std::thread::spawn(move || side(na, a, b, 1));
     let tb = std::thread::spawn(move || side(nb, b, a, 2));
@@ -221,7 +195,7 @@ fn rfc8971_in_a_management_vni_between_two_kernel_vteps() {
     vxlan_device(&ns.b, &ns.dev_b, "vx0", MGMT_VNI, b, a);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("rfc8971.pcap");
-    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap);
+    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap, &["udp", "port", "4789"]);
     // A stops at 3 s; B keeps listening and must declare A down within its
     // Detection Time (3 x 100 ms).
     let start = Instant::now();
@@ -528,7 +502,7 @@ fn bfd_run_processes_speak_rfc8971_from_their_config_files() {
         format!("vxlan_flavor = \"rfc8971\"\nmanagement_vni = {MGMT_VNI}\nvxlan_device = \"vxm\"");
     let ovs = "vxlan_flavor = \"ovs\"\nvxlan_device = \"vx0\"";
     let pcap = dir.path().join("run.pcap");
-    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap);
+    let cap = Capture::start(&ns.b, &ns.dev_b, &pcap, &["udp", "port", "4789"]);
     let mut da = Daemon::start(&ns.a, dir.path(), "a", &config(a, b, &rfc8971));
     let db = Daemon::start(&ns.b, dir.path(), "b", &config(b, a, &rfc8971));
     let (_, old_a) = da.wait_state("up", 0, Duration::from_secs(10));

@@ -209,24 +209,12 @@ fn an_xdp_side_and_a_kernel_socket_side_interoperate_and_tshark_reads_our_frames
     let pcap = dir.path().join("b.pcap");
     // B's kernel sees every frame A's XDP path sends (taps run before the
     // IP layer); A's own device does not show them (AF_XDP skips its taps).
-    let mut dump = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.b,
-            "tcpdump",
-            "-i",
-            &ns.dev_b,
-            "-U",
-            "--immediate-mode",
-            "-w",
-        ])
-        .arg(&pcap)
-        .args(["udp", "and", "src", "198.18.0.1"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(800));
+    let cap = common::Capture::start(
+        &ns.b,
+        &ns.dev_b,
+        &pcap,
+        &["udp", "and", "src", "198.18.0.1"],
+    );
     let a_peers: Vec<_> = bs.iter().map(|b| (a_ip, *b)).collect();
     let b_peers: Vec<_> = bs.iter().map(|b| (*b, a_ip)).collect();
     let (na, nb, da) = (ns.a.clone(), ns.b.clone(), ns.dev_a.clone());
@@ -234,9 +222,7 @@ fn an_xdp_side_and_a_kernel_socket_side_interoperate_and_tshark_reads_our_frames
     let tb = std::thread::spawn(move || run_side(nb, None, b_peers, 2, 50, 4.0));
     let (a, b) = (ta.join().unwrap(), tb.join().unwrap());
     std::thread::sleep(Duration::from_millis(300));
-    // SAFETY: signalling the tcpdump we spawned, by its PID.
-    unsafe { libc::kill(dump.id() as i32, libc::SIGTERM) };
-    let _ = dump.wait();
+    drop(cap);
     let (ia, ib) = (a.io_stats(), b.io_stats());
     eprintln!("A (XDP) {ia:?}\nB (sockets) {ib:?}");
     assert!(all_up(&a) && all_up(&b), "A {ia:?} B {ib:?}");

@@ -44,8 +44,11 @@ const NEIGHBOUR_RETRY: Duration = Duration::from_millis(50);
 pub struct XdpConfig {
     /// The device (its every receive queue gets a socket).
     pub ifname: String,
-    /// UMEM frames per queue (power of two): half receive, half transmit.
-    pub frames: u32,
+    /// Receive frames per queue (power of two, 2 KiB each): how many
+    /// packets wait while the loop is busy; past that the kernel drops.
+    pub rx_frames: u32,
+    /// Transmit frames per queue (power of two, 2 KiB each).
+    pub tx_frames: u32,
     /// How often the device's addresses, the neighbour table and the routes
     /// are re-read.
     pub refresh: Duration,
@@ -54,12 +57,15 @@ pub struct XdpConfig {
 }
 
 impl XdpConfig {
-    /// Defaults for `ifname`: 8192 frames per queue (16 MiB), refresh
-    /// every second, one kernel packet per remote every 5 seconds.
+    /// Defaults for `ifname`: 32,768 receive frames per queue (about
+    /// 170 ms of 190,000 packets a second, 64 MiB) and 4,096 transmit
+    /// frames (8 MiB), refresh every second, one kernel packet per remote
+    /// every 5 seconds.
     pub fn new(ifname: &str) -> Self {
         XdpConfig {
             ifname: ifname.to_owned(),
-            frames: 8192,
+            rx_frames: 32768,
+            tx_frames: 4096,
             refresh: Duration::from_secs(1),
             kernel_every: Duration::from_secs(5),
         }
@@ -90,7 +96,13 @@ struct Hop {
     route: Option<nexthop::Route>,
     /// Last packet sent through the kernel for this remote.
     last_kernel: Option<Instant>,
+    /// Last transmission to this remote: remotes of removed sessions are
+    /// forgotten after [`FORGET_AFTER`].
+    last_used: Instant,
 }
+
+/// A remote not sent to for this long is dropped from the route cache.
+const FORGET_AFTER: Duration = Duration::from_secs(60);
 
 /// The XDP program, its maps and one AF_XDP socket per receive queue.
 #[derive(Debug)]
@@ -133,7 +145,7 @@ impl XdpPort {
         let xsks_map = Map::xsks(queues).map_err(|e| ctx("socket map", e))?;
         let mut xsks = Vec::new();
         for q in 0..queues {
-            let x = Xsk::open(ifindex, q, config.frames)
+            let x = Xsk::open(ifindex, q, config.rx_frames, config.tx_frames)
                 .map_err(|e| ctx(&format!("AF_XDP socket for queue {q}"), e))?;
             xsks_map
                 .update(&q.to_ne_bytes(), &x.raw_fd().to_ne_bytes())
@@ -231,6 +243,8 @@ impl XdpPort {
         self.locals = current;
         self.neighbours = nexthop::neighbours(&self.config.ifname)?;
         self.neighbours_read = now;
+        self.hops
+            .retain(|_, h| now.duration_since(h.last_used) < FORGET_AFTER);
         let remotes: Vec<Ipv4Addr> = self.hops.keys().copied().collect();
         for r in remotes {
             let route = self.routes.get(r)?;
@@ -280,9 +294,11 @@ impl XdpPort {
                 self.hops.entry(remote).or_insert(Hop {
                     route,
                     last_kernel: None,
+                    last_used: now,
                 })
             }
         };
+        hop.last_used = now;
         let dst_mac = match hop.route {
             Some(r) if r.oif == self.ifindex => {
                 let mac = self.neighbours.get(&r.via).copied();

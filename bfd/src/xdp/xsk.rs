@@ -1,7 +1,8 @@
 //! One AF_XDP socket in copy mode: its UMEM (frames shared with the kernel)
-//! and its four rings. Frames are split once: the first half feeds the fill
-//! ring (receive), the second half is the transmit pool, returned through
-//! the completion ring. Copy mode works on every driver (zero-copy needs
+//! and its four rings. Frames are split once: the first `rx` feed the fill
+//! ring (receive), the other `tx` are the transmit pool, returned through
+//! the completion ring. The receive ring is what absorbs a loop that is
+//! late (the kernel drops what does not fit), so it is the big one. Copy mode works on every driver (zero-copy needs
 //! driver support, and a BFD packet is 66 bytes: the copy is not the cost).
 
 use std::io;
@@ -135,13 +136,14 @@ fn setsockopt<T>(fd: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
 }
 
 impl Xsk {
-    /// Opens a socket with `frames` UMEM frames (a power of two, at least
-    /// 64) and binds it in copy mode to `queue` of `ifindex`.
-    pub fn open(ifindex: u32, queue: u32, frames: u32) -> io::Result<Xsk> {
-        if !frames.is_power_of_two() || frames < 64 {
+    /// Opens a socket with `rx` receive and `tx` transmit frames (each a
+    /// power of two, at least 64) and binds it in copy mode to `queue` of
+    /// `ifindex`.
+    pub fn open(ifindex: u32, queue: u32, rx: u32, tx: u32) -> io::Result<Xsk> {
+        if [rx, tx].iter().any(|n| !n.is_power_of_two() || *n < 64) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "AF_XDP frames must be a power of two, at least 64",
+                "AF_XDP frame counts must be powers of two, at least 64",
             ));
         }
         // SAFETY: plain socket(2).
@@ -151,15 +153,14 @@ impl Xsk {
         }
         // SAFETY: a new descriptor we own.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let umem = Umem::new(frames as usize * FRAME_SIZE)?;
-        let mut xsk = Self::with_umem(fd, umem, frames)?;
-        let half = frames / 2;
+        let umem = Umem::new((rx + tx) as usize * FRAME_SIZE)?;
+        let mut xsk = Self::with_umem(fd, umem, rx, tx)?;
         // Receive frames go to the kernel now; transmit frames wait with us.
-        for i in 0..half {
+        for i in 0..rx {
             xsk.fill_push(u64::from(i) * FRAME_SIZE as u64);
         }
         xsk.fill_commit();
-        xsk.free_tx = (half..frames)
+        xsk.free_tx = (rx..rx + tx)
             .map(|i| u64::from(i) * FRAME_SIZE as u64)
             .collect();
         // SAFETY: sockaddr_xdp is plain data.
@@ -182,7 +183,7 @@ impl Xsk {
         Ok(xsk)
     }
 
-    fn with_umem(fd: OwnedFd, umem: Umem, frames: u32) -> io::Result<Xsk> {
+    fn with_umem(fd: OwnedFd, umem: Umem, rx_n: u32, tx_n: u32) -> io::Result<Xsk> {
         let raw = fd.as_raw_fd();
         let reg = libc::xdp_umem_reg {
             addr: umem.ptr as u64,
@@ -193,11 +194,10 @@ impl Xsk {
             tx_metadata_len: 0,
         };
         setsockopt(raw, libc::XDP_UMEM_REG, &reg)?;
-        let half = frames / 2;
-        setsockopt(raw, libc::XDP_UMEM_FILL_RING, &half)?;
-        setsockopt(raw, libc::XDP_UMEM_COMPLETION_RING, &half)?;
-        setsockopt(raw, libc::XDP_RX_RING, &half)?;
-        setsockopt(raw, libc::XDP_TX_RING, &half)?;
+        setsockopt(raw, libc::XDP_UMEM_FILL_RING, &rx_n)?;
+        setsockopt(raw, libc::XDP_UMEM_COMPLETION_RING, &tx_n)?;
+        setsockopt(raw, libc::XDP_RX_RING, &rx_n)?;
+        setsockopt(raw, libc::XDP_TX_RING, &tx_n)?;
         // SAFETY: xdp_mmap_offsets is plain data, filled by the kernel.
         let mut off: libc::xdp_mmap_offsets = unsafe { zeroed() };
         let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
@@ -215,10 +215,10 @@ impl Xsk {
             return Err(io::Error::last_os_error());
         }
         let desc = size_of::<libc::xdp_desc>();
-        let rx = Ring::map(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64, half, desc)?;
-        let tx = Ring::map(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64, half, desc)?;
-        let fill = Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING, half, 8)?;
-        let comp = Ring::map(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING, half, 8)?;
+        let rx = Ring::map(raw, &off.rx, libc::XDP_PGOFF_RX_RING as u64, rx_n, desc)?;
+        let tx = Ring::map(raw, &off.tx, libc::XDP_PGOFF_TX_RING as u64, tx_n, desc)?;
+        let fill = Ring::map(raw, &off.fr, libc::XDP_UMEM_PGOFF_FILL_RING, rx_n, 8)?;
+        let comp = Ring::map(raw, &off.cr, libc::XDP_UMEM_PGOFF_COMPLETION_RING, tx_n, 8)?;
         let mut x = Xsk {
             fd,
             umem,

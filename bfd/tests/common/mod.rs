@@ -210,3 +210,31 @@ pub fn inject(ns: &str, dev: &str, frames: &[Vec<u8>]) {
     // SAFETY: our descriptor, closed once.
     unsafe { libc::close(fd) };
 }
+
+/// tcpdump writing the frames of `dev` in namespace `ns` that match
+/// `filter` to a pcap file; stopped (by its PID) on drop.
+pub struct Capture(std::process::Child);
+
+impl Capture {
+    /// Starts the capture, giving tcpdump half a second to start.
+    pub fn start(ns: &str, dev: &str, pcap: &std::path::Path, filter: &[&str]) -> Capture {
+        let c = Command::new("ip")
+            .args(["netns", "exec", ns, "tcpdump", "-i", dev, "-w"])
+            .arg(pcap)
+            .args(["-U", "--immediate-mode"])
+            .args(filter)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        Capture(c)
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -411,7 +411,10 @@ pub fn run_bridgehead(
             ],
             &log,
         )?;
-        c.env("RUST_LOG", "warn");
+        c.env(
+            "RUST_LOG",
+            std::env::var("BFD_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+        );
         procs.push(Proc(c.spawn()?));
         sockets.push(sock);
         logs.push(log);
