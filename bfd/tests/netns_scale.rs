@@ -7,12 +7,10 @@
 
 mod common;
 
-use bfd::config::SessionConfig;
-use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::State;
 use bfd::udp::{Driver, DriverConfig, IoStats};
 use common::{NsPair, add_addr};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 const HOSTS: u8 = 250;
@@ -41,32 +39,7 @@ fn side(
     secs: u64,
 ) -> Outcome {
     common::enter(&ns);
-    let cfg = SessionConfig {
-        desired_min_tx: Duration::from_millis(50),
-        required_min_rx: Duration::from_millis(50),
-        ..Default::default()
-    };
-    let mut m = Manager::new(ManagerConfig {
-        seed,
-        src_port_count: 8,
-        ..Default::default()
-    })
-    .unwrap();
-    let now = Instant::now();
-    for (l, r) in peers {
-        for encap in [Encap::SingleHop, Encap::MultiHop] {
-            m.add_session(
-                PeerKey {
-                    remote: IpAddr::V4(r),
-                    local: IpAddr::V4(l),
-                    encap,
-                },
-                cfg.clone(),
-                now,
-            )
-            .unwrap();
-        }
-    }
+    let m = common::pair_manager(&peers, seed, 50);
     let mut d = Driver::bind(m, DriverConfig::new(local)).unwrap();
     let cpu0 = thread_cpu();
     d.run_until(Instant::now() + Duration::from_secs(secs))

@@ -122,14 +122,7 @@ fn tshark_decodes_every_frame_we_build() {
     std::fs::write(&path, pcap(&frames)).unwrap();
     let text = tshark_fields(
         &path,
-        &[
-            "-o",
-            "udp.check_checksum:TRUE",
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-d",
-            "udp.port==4784,bfd",
-        ],
+        &common::TSHARK_CHECKED_BFD,
         &[
             "bfd.version",
             "bfd.sta",

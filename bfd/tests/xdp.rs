@@ -8,13 +8,11 @@
 
 mod common;
 
-use bfd::config::SessionConfig;
-use bfd::manager::{Encap, Manager, ManagerConfig, PeerKey};
 use bfd::packet::State;
 use bfd::udp::{Driver, DriverConfig, IoStats};
 use bfd::xdp::XdpConfig;
 use common::{NsPair, add_addr};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,32 +24,6 @@ struct Outcome {
     mode: &'static str,
 }
 
-fn manager(peers: &[(Ipv4Addr, Ipv4Addr)], seed: u64, ms: u64) -> Manager {
-    let cfg = SessionConfig {
-        desired_min_tx: Duration::from_millis(ms),
-        required_min_rx: Duration::from_millis(ms),
-        ..Default::default()
-    };
-    let mut m = Manager::new(ManagerConfig {
-        seed,
-        src_port_count: 8,
-        ..Default::default()
-    })
-    .unwrap();
-    let now = Instant::now();
-    for (l, r) in peers {
-        for encap in [Encap::SingleHop, Encap::MultiHop] {
-            let key = PeerKey {
-                remote: IpAddr::V4(*r),
-                local: IpAddr::V4(*l),
-                encap,
-            };
-            m.add_session(key, cfg.clone(), now).unwrap();
-        }
-    }
-    m
-}
-
 fn side(
     ns: String,
     dev: String,
@@ -60,7 +32,7 @@ fn side(
     secs: u64,
 ) -> Outcome {
     common::enter(&ns);
-    let m = manager(&peers, seed, 50);
+    let m = common::pair_manager(&peers, seed, 50);
     let mut d = Driver::bind(m, DriverConfig::new(Ipv4Addr::UNSPECIFIED)).unwrap();
     d.attach_xdp(XdpConfig::new(&dev)).unwrap();
     d.run_until(Instant::now() + Duration::from_secs(secs))
@@ -180,7 +152,7 @@ fn run_side(
     secs: f64,
 ) -> Driver {
     common::enter(&ns);
-    let m = manager(&peers, seed, ms);
+    let m = common::pair_manager(&peers, seed, ms);
     let mut d = Driver::bind(m, DriverConfig::new(Ipv4Addr::UNSPECIFIED)).unwrap();
     if let Some(dev) = xdp {
         d.attach_xdp(XdpConfig::new(&dev)).unwrap();
@@ -233,14 +205,7 @@ fn an_xdp_side_and_a_kernel_socket_side_interoperate_and_tshark_reads_our_frames
     assert_eq!(b.manager().counters().malformed, 0);
     let text = common::tshark_fields(
         &pcap,
-        &[
-            "-o",
-            "udp.check_checksum:TRUE",
-            "-o",
-            "ip.check_checksum:TRUE",
-            "-d",
-            "udp.port==4784,bfd",
-        ],
+        &common::TSHARK_CHECKED_BFD,
         &[
             "bfd.version",
             "_ws.expert.severity",

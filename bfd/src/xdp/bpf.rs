@@ -18,7 +18,6 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
 const BPF_PROG_LOAD: libc::c_long = 5;
@@ -118,20 +117,6 @@ impl Map {
         match sys_bpf(BPF_MAP_DELETE_ELEM, &mut a) {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(()),
             r => r.map(|_| ()),
-        }
-    }
-
-    /// Whether `key` is present (1-byte values).
-    pub fn contains(&self, key: &[u8]) -> io::Result<bool> {
-        let mut value = [0u8; 8];
-        let mut a: Attr = [0; 16];
-        put_u32(&mut a, 0, self.fd.as_raw_fd() as u32);
-        put_u64(&mut a, 8, key.as_ptr() as u64);
-        put_u64(&mut a, 16, value.as_mut_ptr() as u64);
-        match sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut a) {
-            Ok(_) => Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-            Err(e) => Err(e),
         }
     }
 

@@ -255,23 +255,19 @@ impl XdpPort {
         Ok(())
     }
 
-    /// Whether the program currently steers BFD to `addr` here.
-    pub fn steers_to(&self, addr: Ipv4Addr) -> io::Result<bool> {
-        self.locals_map.contains(&addr.octets())
-    }
-
-    /// Hands every received BFD datagram to `deliver`.
-    pub fn receive(&mut self, mut deliver: impl FnMut(&Datagram<'_>)) {
+    /// Hands every received BFD datagram to `deliver`; returns the frames
+    /// taken (delivered or rejected).
+    pub fn receive(&mut self, mut deliver: impl FnMut(&Datagram<'_>)) -> usize {
         let stats = &mut self.stats;
+        let mut frames = 0;
         for x in &mut self.xsks {
-            x.receive(|frame| {
-                stats.received += 1;
-                match parse(frame) {
-                    Some(d) => deliver(&d),
-                    None => stats.rejected += 1,
-                }
+            frames += x.receive(|frame| match parse(frame) {
+                Some(d) => deliver(&d),
+                None => stats.rejected += 1,
             });
         }
+        stats.received += frames as u64;
+        frames
     }
 
     /// Queues `t` as a frame; false when it must go through the kernel

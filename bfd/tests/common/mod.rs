@@ -238,3 +238,41 @@ impl Drop for Capture {
         let _ = self.0.wait();
     }
 }
+
+/// A manager with one single-hop and one multihop session per (local,
+/// remote) pair, every `ms` milliseconds, on 8 source ports.
+pub fn pair_manager(peers: &[(Ipv4Addr, Ipv4Addr)], seed: u64, ms: u64) -> Manager {
+    let cfg = SessionConfig {
+        desired_min_tx: Duration::from_millis(ms),
+        required_min_rx: Duration::from_millis(ms),
+        ..Default::default()
+    };
+    let mut m = Manager::new(ManagerConfig {
+        seed,
+        src_port_count: 8,
+        ..Default::default()
+    })
+    .unwrap();
+    let now = Instant::now();
+    for (l, r) in peers {
+        for encap in [Encap::SingleHop, Encap::MultiHop] {
+            let key = PeerKey {
+                remote: IpAddr::V4(*r),
+                local: IpAddr::V4(*l),
+                encap,
+            };
+            m.add_session(key, cfg.clone(), now).unwrap();
+        }
+    }
+    m
+}
+
+/// tshark options that verify IP and UDP checksums and read UDP 4784 as BFD.
+pub const TSHARK_CHECKED_BFD: [&str; 6] = [
+    "-o",
+    "udp.check_checksum:TRUE",
+    "-o",
+    "ip.check_checksum:TRUE",
+    "-d",
+    "udp.port==4784,bfd",
+];
