@@ -65,6 +65,9 @@
 //!   deadline-lag histogram incrementally (bounded, no walk over sessions);
 //!   `Handle::snapshot` hands them out with the packet and drop counters, and
 //!   `metrics::Metrics` renders them for Prometheus with bounded labels only.
+//!   [`turn_watch`] counts loop turns that stalled past 50 ms, telling the
+//!   loop's own work from wake-ups the CPU was elsewhere for, and logs the
+//!   worst of every 10 s.
 //!
 //! - [`vxlan_link`]: BFD inside VXLAN through a kernel VXLAN device (in the
 //!   flavour's BFD VNI) per remote VTEP and an `AF_PACKET` socket carrying the
@@ -141,6 +144,7 @@ pub mod session;
 pub mod stats;
 pub mod timer_wheel;
 pub mod timers;
+pub mod turn_watch;
 pub mod udp;
 pub mod vxlan;
 pub mod vxlan_link;

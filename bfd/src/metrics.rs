@@ -15,6 +15,9 @@
 //! | `bfd_detections_total` | counter | |
 //! | `bfd_event_loop_wakeups_total` | counter | |
 //! | `bfd_socket_calls_total` | counter | `op`: recv, send |
+//! | `bfd_xdp_packets_total` | counter | `path`: xdp, kernel |
+//! | `bfd_xdp_kernel_drops_total` | counter | |
+//! | `bfd_event_loop_slow_turns_total` | counter | `cause`: work, woke_late |
 //! | `bfd_event_loop_lag_seconds` | histogram | |
 
 use crate::packet::State;
@@ -98,7 +101,7 @@ impl std::fmt::Debug for SnapshotCollector {
     }
 }
 
-const SPECS: [(&str, &str, MetricType, Option<&str>); 11] = [
+const SPECS: [(&str, &str, MetricType, Option<&str>); 13] = [
     (
         "bfd_sessions",
         "BFD sessions by state.",
@@ -158,6 +161,18 @@ const SPECS: [(&str, &str, MetricType, Option<&str>); 11] = [
         "Packets on the XDP path (path=\"xdp\", both directions) and transmissions it left to the kernel (path=\"kernel\": neighbour unresolved, another device, or the periodic neighbour confirmation).",
         MetricType::COUNTER,
         Some("path"),
+    ),
+    (
+        "bfd_xdp_kernel_drops_total",
+        "Frames the XDP program steered to us that the kernel dropped before our sockets (receive ring full, fill ring empty).",
+        MetricType::COUNTER,
+        None,
+    ),
+    (
+        "bfd_event_loop_slow_turns_total",
+        "Event-loop turns that stalled past 50 ms: cause=\"work\" (the loop's own timers, sending and receiving took that long) or cause=\"woke_late\" (it woke that long after planned: the CPU was elsewhere).",
+        MetricType::COUNTER,
+        Some("cause"),
     ),
     (
         "bfd_event_loop_lag_seconds",
@@ -251,6 +266,11 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
             labelled("path", "xdp", counter(s.io.xdp.received + s.io.xdp.sent)),
             labelled("path", "kernel", counter(s.io.xdp.via_kernel)),
         ],
+        "bfd_xdp_kernel_drops_total" => vec![counter(s.io.xdp.kernel_drops)],
+        "bfd_event_loop_slow_turns_total" => vec![
+            labelled("cause", "work", counter(s.io.turns.slow_turns)),
+            labelled("cause", "woke_late", counter(s.io.turns.late_wakeups)),
+        ],
         "bfd_event_loop_lag_seconds" => {
             let mut h = Histogram::default();
             let mut cumulative = 0;
@@ -320,6 +340,9 @@ mod tests {
         s.io.xdp.sent = 7;
         s.io.xdp.via_kernel = 8;
         s.io.xdp.rejected = 9;
+        s.io.xdp.kernel_drops = 10;
+        s.io.turns.slow_turns = 11;
+        s.io.turns.late_wakeups = 12;
         s.lag.observe(Duration::from_micros(700));
         s.lag.observe(Duration::from_secs(3));
         m.update(&s);
@@ -338,6 +361,9 @@ mod tests {
             r#"bfd_xdp_packets_total{path="xdp"} 13"#,
             r#"bfd_xdp_packets_total{path="kernel"} 8"#,
             r#"bfd_packets_dropped_total{reason="xdp_frame"} 9"#,
+            "bfd_xdp_kernel_drops_total 10",
+            r#"bfd_event_loop_slow_turns_total{cause="work"} 11"#,
+            r#"bfd_event_loop_slow_turns_total{cause="woke_late"} 12"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.0005"} 0"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.001"} 1"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="1"} 1"#,

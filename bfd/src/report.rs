@@ -5,7 +5,7 @@
 
 use crate::manager::{Encap, PeerKey};
 use crate::session::Status;
-use crate::stats::Snapshot;
+use crate::stats::{LAG_BOUNDS_MICROS, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -78,6 +78,27 @@ pub struct Summary {
     pub received: u64,
     /// Packets sent.
     pub sent: u64,
+    /// Transmissions lost before the wire (socket errors, no free XDP
+    /// frame). Absent from older daemons' answers, hence the defaults.
+    #[serde(default)]
+    pub send_errors: u64,
+    /// Received packets dropped: malformed, no session, GTSM, rejected by
+    /// a session, or a refused XDP/VXLAN frame.
+    #[serde(default)]
+    pub dropped: u64,
+    /// Frames the kernel dropped before our XDP sockets.
+    #[serde(default)]
+    pub xdp_kernel_drops: u64,
+    /// Event-loop turns whose own work took more than 50 ms.
+    /// Deadline lag histogram: counts per bucket of
+    /// [`LAG_BOUNDS_MICROS`], then one for anything later.
+    #[serde(default)]
+    pub slow_turns: u64,
+    /// Turns that woke more than 50 ms late (the CPU was elsewhere).
+    #[serde(default)]
+    pub late_wakeups: u64,
+    #[serde(default)]
+    pub lag_counts: [u64; LAG_BOUNDS_MICROS.len() + 1],
 }
 
 /// The file's word for an encapsulation.
@@ -137,6 +158,17 @@ impl Summary {
             detections: s.counters.detections,
             received: s.counters.received,
             sent: s.io.send_packets,
+            send_errors: s.io.send_errors,
+            dropped: s.counters.malformed
+                + s.counters.no_session
+                + s.counters.ttl
+                + s.counters.rejected
+                + s.io.vxlan_rejected
+                + s.io.xdp.rejected,
+            xdp_kernel_drops: s.io.xdp.kernel_drops,
+            slow_turns: s.io.turns.slow_turns,
+            late_wakeups: s.io.turns.late_wakeups,
+            lag_counts: s.lag.counts,
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::control::{Control, EventSink};
 use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
 use crate::stats::Snapshot;
+use crate::turn_watch::{TurnStats, TurnTimes, TurnWatch};
 use crate::vxlan::VxlanFlavor;
 use crate::vxlan_link::{self, Frame, VxlanLink};
 use crate::xdp::{XdpConfig, XdpPort, XdpStats};
@@ -84,7 +85,13 @@ pub struct IoStats {
     /// The XDP path's counters (all zero without one); its packets are
     /// also in `recv_packets`/`send_packets`, its doorbells in `send_calls`.
     pub xdp: XdpStats,
+    /// Turns that stalled (see [`crate::turn_watch`]).
+    pub turns: TurnStats,
 }
+
+/// While sending a long flush on the XDP path, the receive rings are read
+/// after every this many frames (about 5 ms of copy-mode transmission).
+const XDP_RECEIVE_EVERY: usize = 1024;
 
 /// A manager with its sockets: the event loop of one BFD instance.
 #[derive(Debug)]
@@ -107,6 +114,8 @@ pub struct Driver {
     last_wake: Option<Instant>,
     /// Kernel bypass for plain UDP sessions on one device, if attached.
     xdp: Option<XdpPort>,
+    /// Slow turns: counted, the worst logged.
+    watch: TurnWatch,
 }
 
 fn setsockopt_int(
@@ -189,6 +198,7 @@ impl Driver {
             pollfds: Vec::new(),
             last_wake: None,
             xdp: None,
+            watch: TurnWatch::default(),
         })
     }
 
@@ -248,8 +258,11 @@ impl Driver {
     /// System-call counters.
     pub fn io_stats(&self) -> IoStats {
         let mut s = self.stats;
+        s.turns = self.watch.stats();
         if let Some(x) = &self.xdp {
             s.xdp = x.stats();
+            let k = x.socket_stats();
+            s.xdp.kernel_drops = k.rx_ring_full + k.rx_dropped + k.rx_fill_ring_empty;
         }
         s
     }
@@ -300,7 +313,9 @@ impl Driver {
     fn turn(&mut self, until: Option<Instant>, extra_fd: Option<libc::c_int>) -> io::Result<bool> {
         let now = Instant::now();
         self.manager.handle_timeout(now);
+        let timers_done = Instant::now();
         self.flush();
+        let sent = Instant::now();
         if until.is_some_and(|u| now >= u) {
             return Ok(false);
         }
@@ -318,6 +333,9 @@ impl Driver {
         // few thousand packets a second those wake-ups were most of the
         // cost). A datagram is handled at most `coalesce` late, which only
         // shortens the remote's margin by that much.
+        // The loop plans to run again at `wake`, or at once if that passed
+        // while it worked: later than that is time the CPU went elsewhere.
+        let planned = wake.map(|w| w.max(Instant::now()));
         if let Some(prev) = self.last_wake {
             let calm = wake.map_or(prev + self.config.coalesce, |w| {
                 w.min(prev + self.config.coalesce)
@@ -332,7 +350,8 @@ impl Driver {
             w.saturating_duration_since(Instant::now())
         });
         self.wait(timeout, extra_fd)?;
-        self.last_wake = Some(Instant::now());
+        let woke = Instant::now();
+        self.last_wake = Some(woke);
         self.stats.wakeups += 1;
         for i in 0..self.rx.len() {
             self.drain_socket(i)?;
@@ -341,6 +360,18 @@ impl Driver {
             self.drain_vxlan(i)?;
         }
         self.drain_xdp();
+        let done = Instant::now();
+        self.watch.record(
+            TurnTimes {
+                timers: timers_done - now,
+                send: sent - timers_done,
+                receive: done - woke,
+                // ppoll may return early (a datagram, a command), never
+                // meaningfully late unless the CPU went elsewhere.
+                late: planned.map_or(Duration::ZERO, |p| woke.saturating_duration_since(p)),
+            },
+            done,
+        );
         Ok(true)
     }
 
@@ -414,10 +445,16 @@ impl Driver {
 
     fn drain_xdp(&mut self) {
         let Some(xdp) = &mut self.xdp else { return };
-        let now = Instant::now();
-        if let Err(e) = xdp.refresh(now) {
+        if let Err(e) = xdp.refresh(Instant::now()) {
             tracing::warn!(device = xdp.ifname(), error = %e, "XDP path: refreshing addresses, neighbours and routes failed");
         }
+        self.receive_xdp();
+    }
+
+    /// Handles the frames waiting in the XDP sockets' receive rings.
+    fn receive_xdp(&mut self) {
+        let Some(xdp) = &mut self.xdp else { return };
+        let now = Instant::now();
         let manager = &mut self.manager;
         // Errors are counted by the manager; the loop goes on.
         let got = xdp.receive(|d| {
@@ -466,6 +503,7 @@ impl Driver {
         list.clear();
         let now = Instant::now();
         let xdp_before = self.xdp.as_ref().map(|x| x.stats());
+        let mut queued_xdp = 0usize;
         while let Some(t) = self.manager.poll_transmit() {
             if t.peer.encap == Encap::Vxlan {
                 let batch = &mut self.vxlan_send;
@@ -482,6 +520,14 @@ impl Driver {
             if let Some(x) = &mut self.xdp
                 && x.queue(&t, now)
             {
+                queued_xdp += 1;
+                if queued_xdp % XDP_RECEIVE_EVERY == 0 {
+                    // A turn that runs late sends for tens of ms (copy mode
+                    // transmits within the doorbell call); meanwhile the
+                    // receive rings fill, and a full ring drops frames.
+                    x.flush();
+                    self.receive_xdp();
+                }
                 continue;
             }
             list.push(t);

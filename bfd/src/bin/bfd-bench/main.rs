@@ -3,11 +3,15 @@
 //! (one multihop session, RFC 5883, per distinct address pair: FRR keys a
 //! single-hop session without an interface by the peer address alone, so
 //! only multihop gives both implementations N sessions between two hosts).
-//! Prints CPU per
-//! process (percent of one core, and its kernel part), the whole machine's
-//! busy and softirq time (host%/si%, percent of one core summed over cores:
-//! the kernel's packet work outside both processes shows there), packets
-//! per second and false Down events side by side. Needs root, iproute2 and (for the comparison) frr.
+//! Prints CPU per process (percent of one core, and its kernel part), the whole machine's
+//! busy, softirq and steal time (host/si/st%, percent of one core summed
+//! over cores: the kernel's packet work outside both processes shows in
+//! softirq, the hypervisor's use of this VM's CPUs in steal), packets
+//! per second and false Down events side by side; then, for Bridgehead,
+//! its own view: deadline lag, send errors, drops, frames the kernel
+//! dropped before its XDP sockets, and loop turns that stalled (slow: its
+//! own work took over 50 ms; late: it woke over 50 ms after planned).
+//! Needs root, iproute2 and (for the comparison) frr.
 //!
 //! Not a test: it runs for minutes. Build and run:
 //!
@@ -154,7 +158,7 @@ fn run(args: Args) -> Result<()> {
 
 fn print_rows(rows: &[Outcome]) {
     println!(
-        "{:>8} {:<14} {:>4} {:>8} {:>13} {:>7} {:>6} {:>9} {:>9} {:>9} {:>6} {:>8} note",
+        "{:>8} {:<14} {:>4} {:>8} {:>13} {:>7} {:>6} {:>12} {:>9} {:>9} {:>6} {:>8} note",
         "sessions",
         "impl",
         "side",
@@ -162,7 +166,7 @@ fn print_rows(rows: &[Outcome]) {
         "up start/min/end",
         "cpu%",
         "sys%",
-        "host%/si%",
+        "host/si/st%",
         "tx pps",
         "rx pps",
         "false",
@@ -175,7 +179,7 @@ fn print_rows(rows: &[Outcome]) {
         }
         for (i, s) in o.sides.iter().enumerate() {
             println!(
-                "{:>8} {:<14} {:>4} {:>8} {:>13} {:>7.1} {:>6.1} {:>9} {:>9.0} {:>9.0} {:>6} {:>8} {}",
+                "{:>8} {:<14} {:>4} {:>8} {:>13} {:>7.1} {:>6.1} {:>12} {:>9.0} {:>9.0} {:>6} {:>8} {}",
                 o.sessions,
                 o.implementation,
                 ["A", "B"][i],
@@ -185,7 +189,10 @@ fn print_rows(rows: &[Outcome]) {
                 s.cpu_pct,
                 s.sys_pct,
                 if i == 0 {
-                    format!("{:.0}/{:.0}", o.host.busy_pct, o.host.softirq_pct)
+                    format!(
+                        "{:.0}/{:.0}/{:.0}",
+                        o.host.busy_pct, o.host.softirq_pct, o.host.steal_pct
+                    )
                 } else {
                     String::new()
                 },
@@ -194,6 +201,50 @@ fn print_rows(rows: &[Outcome]) {
                 s.false_downs,
                 s.rcvbuf_errors,
                 o.note
+            );
+        }
+    }
+    // Bridgehead's own view of the same runs: how late the loop served
+    // deadlines and where packets were lost.
+    let ours: Vec<&Outcome> = rows
+        .iter()
+        .filter(|o| o.measured && o.implementation != "frr-bfdd")
+        .collect();
+    if ours.is_empty() {
+        return;
+    }
+    println!(
+        "{:>8} {:<14} {:>4} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6}",
+        "sessions",
+        "impl",
+        "side",
+        "lag p99",
+        "p99.9 ms",
+        ">100ms",
+        ">250ms",
+        "send err",
+        "dropped",
+        "xdp kdrop",
+        "slow",
+        "late"
+    );
+    for o in ours {
+        for (i, s) in o.sides.iter().enumerate() {
+            let d = &s.diag;
+            println!(
+                "{:>8} {:<14} {:>4} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6}",
+                o.sessions,
+                o.implementation,
+                ["A", "B"][i],
+                d.lag_quantile(0.99),
+                d.lag_quantile(0.999),
+                d.later_than_ms(100),
+                d.later_than_ms(250),
+                d.send_errors,
+                d.dropped,
+                d.xdp_kernel_drops,
+                d.slow_turns,
+                d.late_wakeups
             );
         }
     }

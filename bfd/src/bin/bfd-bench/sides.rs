@@ -7,6 +7,7 @@
 use crate::netns::{Pair, run};
 use anyhow::{Context, Result, bail};
 use bfd::report::StatusReport;
+use bfd::stats::LAG_BOUNDS_MICROS;
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -84,6 +85,69 @@ pub struct SideResult {
     pub false_downs: u64,
     /// UDP receive-buffer overflows in the namespace during the measurement.
     pub rcvbuf_errors: u64,
+    /// Bridgehead only: where deadlines were late and packets lost.
+    pub diag: Diag,
+}
+
+/// Bridgehead's own counters over the measurement (FRR has none of these).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Diag {
+    /// Deadline lag histogram (per bucket of `LAG_BOUNDS_MICROS`, then later).
+    pub lag_counts: [u64; LAG_BOUNDS_MICROS.len() + 1],
+    /// Transmissions lost before the wire.
+    pub send_errors: u64,
+    /// Received packets dropped by the daemon.
+    pub dropped: u64,
+    /// Frames the kernel dropped before the XDP sockets.
+    pub xdp_kernel_drops: u64,
+    /// Loop turns whose own work took more than 50 ms.
+    pub slow_turns: u64,
+    /// Loop turns that woke more than 50 ms late.
+    pub late_wakeups: u64,
+}
+
+impl Diag {
+    fn since(&self, a: &Diag) -> Diag {
+        let mut lag_counts = self.lag_counts;
+        for (l, b) in lag_counts.iter_mut().zip(a.lag_counts) {
+            *l = l.saturating_sub(b);
+        }
+        Diag {
+            lag_counts,
+            send_errors: self.send_errors.saturating_sub(a.send_errors),
+            dropped: self.dropped.saturating_sub(a.dropped),
+            xdp_kernel_drops: self.xdp_kernel_drops.saturating_sub(a.xdp_kernel_drops),
+            slow_turns: self.slow_turns.saturating_sub(a.slow_turns),
+            late_wakeups: self.late_wakeups.saturating_sub(a.late_wakeups),
+        }
+    }
+
+    /// Bucket bound (ms) under which fraction `q` of deadlines were served;
+    /// `>1000` past the last bound, `-` without any.
+    pub fn lag_quantile(&self, q: f64) -> String {
+        let h = bfd::stats::LagHistogram {
+            counts: self.lag_counts,
+            sum_micros: 0,
+        };
+        if h.count() == 0 {
+            return "-".into();
+        }
+        match h.quantile_bound(q) {
+            Some(d) => format!("{}", d.as_secs_f64() * 1000.0),
+            None => ">1000".into(),
+        }
+    }
+
+    /// Deadlines served later than `ms`.
+    pub fn later_than_ms(&self, ms: u64) -> u64 {
+        LAG_BOUNDS_MICROS
+            .iter()
+            .zip(&self.lag_counts)
+            .filter(|(b, _)| **b > ms * 1000)
+            .map(|(_, c)| c)
+            .sum::<u64>()
+            + self.lag_counts[LAG_BOUNDS_MICROS.len()]
+    }
 }
 
 /// The whole machine during one measurement, percent of one core (so a
@@ -95,6 +159,9 @@ pub struct HostResult {
     pub busy_pct: f64,
     /// Of that, softirq.
     pub softirq_pct: f64,
+    /// Of that, steal: time the hypervisor gave this machine's virtual CPUs
+    /// to someone else (on a VM a loop can stall for it, whatever its load).
+    pub steal_pct: f64,
 }
 
 /// One implementation at one session count.
@@ -187,12 +254,13 @@ fn cpu_seconds(pid: u32) -> Cpu {
 }
 
 /// The whole machine's CPU from /proc/stat, seconds summed over cores:
-/// (busy, softirq). Busy is everything but idle and iowait; it includes
-/// the softirq time the kernel spends on packets outside any process.
-fn host_cpu_seconds() -> (f64, f64) {
+/// (busy, softirq, steal). Busy is everything but idle and iowait; it
+/// includes the softirq time the kernel spends on packets outside any
+/// process, and steal.
+fn host_cpu_seconds() -> (f64, f64, f64) {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return (0.0, 0.0);
+        return (0.0, 0.0, 0.0);
     };
     let v: Vec<u64> = line
         .split_whitespace()
@@ -203,7 +271,7 @@ fn host_cpu_seconds() -> (f64, f64) {
     let hz = clock_ticks_per_second();
     // user nice system idle iowait irq softirq steal ...
     let busy = get(0) + get(1) + get(2) + get(5) + get(6) + get(7);
-    (busy as f64 / hz, get(6) as f64 / hz)
+    (busy as f64 / hz, get(6) as f64 / hz, get(7) as f64 / hz)
 }
 
 /// Counters read from one side at one moment.
@@ -219,6 +287,7 @@ struct Sample {
     /// ...and after it (excluded from the start sample).
     cpu_after: Cpu,
     rcvbuf: u64,
+    diag: Diag,
 }
 
 fn side_result(a: &Sample, b: &Sample, up_min: u64, secs: f64) -> SideResult {
@@ -233,6 +302,7 @@ fn side_result(a: &Sample, b: &Sample, up_min: u64, secs: f64) -> SideResult {
         rx_pps: (b.rx - a.rx) as f64 / secs,
         false_downs: b.downs.saturating_sub(a.downs),
         rcvbuf_errors: b.rcvbuf.saturating_sub(a.rcvbuf),
+        diag: b.diag.since(&a.diag),
     }
 }
 
@@ -291,6 +361,7 @@ fn measure(
         HostResult {
             busy_pct: (host1.0 - host0.0) / secs * 100.0,
             softirq_pct: (host1.1 - host0.1) / secs * 100.0,
+            steal_pct: (host1.2 - host0.2) / secs * 100.0,
         },
     ))
 }
@@ -440,6 +511,14 @@ pub fn run_bridgehead(
             cpu_before,
             cpu_after: cpu_seconds(pids[i]),
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
+            diag: Diag {
+                lag_counts: r.summary.lag_counts,
+                send_errors: r.summary.send_errors,
+                dropped: r.summary.dropped,
+                xdp_kernel_drops: r.summary.xdp_kernel_drops,
+                slow_turns: r.summary.slow_turns,
+                late_wakeups: r.summary.late_wakeups,
+            },
         })
     };
     bring_up_and_measure(name, n, p, sample, true)
@@ -572,6 +651,7 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
             cpu_before,
             cpu_after: cpu_seconds(pids[i]),
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
+            diag: Diag::default(),
         })
     };
     // vtysh walks every peer: sample only at the start and the end.
