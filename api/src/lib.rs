@@ -37,8 +37,15 @@
 //!   as a stream, and the [`client::Reflector`] (list, watch, resume with
 //!   backoff and jitter, relist on `compacted`, refuse a server behind what
 //!   it has seen). `bridgehead-ctl` is the operators' command line on it.
+//! - [`wire`]: the answers client and server share (writes, lists, leases,
+//!   watch lines).
 //! - `testing` (feature `test-support`): builds and runs a real
 //!   `bridgehead-controller` for tests, this crate's and the daemons'.
+//!
+//! Feature `server` (default) builds the store, the API and the binaries;
+//! without it the crate is the daemons' client only (model, validation,
+//! placement, client, TLS client side, `daemon_main`), with no raft, redb
+//! or axum in the build.
 //!
 //! Binaries: `bridgehead-controller` (the store and API) and
 //! `bridgehead-ctl` (create/replace/get/list/delete every kind, watch,
@@ -60,14 +67,20 @@
 pub mod client;
 pub mod daemon_main;
 pub mod duration;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod model;
+#[cfg(feature = "server")]
 pub mod node;
 pub mod placement;
+#[cfg(feature = "server")]
 pub mod state_machine;
+#[cfg(feature = "server")]
 pub mod storage;
 #[cfg(feature = "test-support")]
 pub mod testing;
 pub mod tls;
 pub mod validate;
+#[cfg(feature = "server")]
 pub mod watch;
+pub mod wire;

@@ -115,19 +115,7 @@ pub enum Command {
     },
 }
 
-/// A lease: observed state written by a daemon lives as long as the daemon renews it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// Identifier.
-    pub id: LeaseId,
-    /// Time to live, ms.
-    pub ttl_ms: u64,
-    /// Expiry, ms since the Unix epoch (leader's clock).
-    pub expires_at_ms: u64,
-    /// Transport node that may use it (see [`Command::GrantLease`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-}
+pub use crate::wire::Lease;
 
 /// Why a command was refused; maps to an HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]

@@ -20,47 +20,14 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
-use crate::model::{Event, Kind, RevisionEvents, Stored};
+use crate::model::{Event, Kind, RevisionEvents};
 use crate::node::{Node, Shared};
 use crate::storage::StoreError;
 
-/// One line of the watch stream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum WatchMessage {
-    /// All (matching) events of one revision.
-    Events {
-        /// The revision.
-        revision: u64,
-        /// Its events, in apply order.
-        events: Vec<Event>,
-    },
-    /// Everything up to `revision` has been delivered; resume from here.
-    Progress {
-        /// Revision the client is now current to.
-        revision: u64,
-    },
-    /// The requested start is no longer in history; list again and watch from the new revision.
-    Compacted {
-        /// Lowest revision a watch may start from.
-        floor: u64,
-        /// Current revision.
-        current: u64,
-    },
-}
-
-/// A consistent list: objects as of `revision`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct List {
-    /// Revision the list reflects; watch from it.
-    pub revision: u64,
-    /// The objects.
-    pub items: Vec<Stored>,
-}
+pub use crate::wire::{List, WatchMessage};
 
 /// What woke a caught-up watcher.
 enum Wake {

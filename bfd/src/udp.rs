@@ -327,15 +327,15 @@ impl Driver {
             (Some(n), Some(u)) => Some(n.min(u)),
             (n, u) => n.or(u),
         };
+        // The loop plans to run again at `wake`, or at once if that passed
+        // while it worked: later than that is time the CPU went elsewhere.
+        let planned = wake.map(|w| w.max(Instant::now()));
         // Receive coalescing: no two wake-ups closer than `coalesce`. What
         // arrives meanwhile waits in the socket buffers and is taken in one
         // batch, instead of each datagram waking the loop on its own (at a
         // few thousand packets a second those wake-ups were most of the
         // cost). A datagram is handled at most `coalesce` late, which only
         // shortens the remote's margin by that much.
-        // The loop plans to run again at `wake`, or at once if that passed
-        // while it worked: later than that is time the CPU went elsewhere.
-        let planned = wake.map(|w| w.max(Instant::now()));
         if let Some(prev) = self.last_wake {
             let calm = wake.map_or(prev + self.config.coalesce, |w| {
                 w.min(prev + self.config.coalesce)

@@ -49,11 +49,9 @@ pub use lease::{Held, LeaseKeeper};
 pub use reflector::{Backoff, Reflector, ReflectorEvent};
 pub use watch::WatchStream;
 
-use crate::http::{REVISION_HEADER, Written};
 use crate::model::{Key, Kind, LeaseId, Object, Stored};
-use crate::state_machine::Lease;
 use crate::validate::ValidationError;
-use crate::watch::List;
+use crate::wire::{Lease, List, REVISION_HEADER, Written};
 
 /// Why a client call failed.
 #[derive(Debug, thiserror::Error)]

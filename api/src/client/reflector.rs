@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use super::{Client, ClientError, WatchStream};
 use crate::model::{Event, EventType, Kind, Stored};
-use crate::watch::WatchMessage;
+use crate::wire::WatchMessage;
 
 /// Exponential backoff with jitter; sans-IO (the caller supplies the randomness).
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 
 use super::ClientError;
-use crate::watch::WatchMessage;
+use crate::wire::WatchMessage;
 
 /// Longest line accepted (one revision's events); guards memory against a broken server.
 const MAX_LINE: usize = 64 << 20;

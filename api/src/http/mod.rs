@@ -45,12 +45,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 pub use auth::{Auth, Caller, Role};
 pub use error::ApiError;
 
-use crate::model::{Key, Kind, LeaseId, Object, Stored};
+use crate::model::{Key, Kind, LeaseId, Object};
 use crate::node::Node;
 use crate::state_machine::{Applied, Command, Lease};
 
@@ -79,19 +79,7 @@ struct App {
     metrics: Arc<metrics::Metrics>,
 }
 
-/// Header of the watch answer: the server's revision when the stream started.
-pub const REVISION_HEADER: header::HeaderName =
-    header::HeaderName::from_static("x-bridgehead-revision");
-
-/// The answer to a successful write.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Written {
-    /// Store revision after the write.
-    pub revision: u64,
-    /// The object as stored (absent for deletes).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<Stored>,
-}
+pub use crate::wire::{REVISION_HEADER, Written};
 
 /// Builds the router over a running node.
 pub fn router(node: Node, cfg: HttpConfig) -> Router {
