@@ -17,7 +17,7 @@
 //! | `bfd_socket_calls_total` | counter | `op`: recv, send |
 //! | `bfd_xdp_packets_total` | counter | `path`: xdp, kernel |
 //! | `bfd_xdp_kernel_drops_total` | counter | |
-//! | `bfd_event_loop_slow_turns_total` | counter | `cause`: work, woke_late |
+//! | `bfd_event_loop_slow_turns_total` | counter | `cause`: work, preempted, woke_late |
 //! | `bfd_event_loop_lag_seconds` | histogram | |
 
 use crate::packet::State;
@@ -170,7 +170,7 @@ const SPECS: [(&str, &str, MetricType, Option<&str>); 13] = [
     ),
     (
         "bfd_event_loop_slow_turns_total",
-        "Event-loop turns that stalled past 50 ms: cause=\"work\" (the loop's own timers, sending and receiving took that long) or cause=\"woke_late\" (it woke that long after planned: the CPU was elsewhere).",
+        "Event-loop turns that stalled past 50 ms: cause=\"work\" (timers, sending and receiving took that long, mostly on the CPU: too much for one core), cause=\"preempted\" (as long, mostly off the CPU: other processes or a hypervisor took it) or cause=\"woke_late\" (it woke that long after planned).",
         MetricType::COUNTER,
         Some("cause"),
     ),
@@ -269,6 +269,7 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
         "bfd_xdp_kernel_drops_total" => vec![counter(s.io.xdp.kernel_drops)],
         "bfd_event_loop_slow_turns_total" => vec![
             labelled("cause", "work", counter(s.io.turns.slow_turns)),
+            labelled("cause", "preempted", counter(s.io.turns.preempted_turns)),
             labelled("cause", "woke_late", counter(s.io.turns.late_wakeups)),
         ],
         "bfd_event_loop_lag_seconds" => {
@@ -343,6 +344,7 @@ mod tests {
         s.io.xdp.kernel_drops = 10;
         s.io.turns.slow_turns = 11;
         s.io.turns.late_wakeups = 12;
+        s.io.turns.preempted_turns = 13;
         s.lag.observe(Duration::from_micros(700));
         s.lag.observe(Duration::from_secs(3));
         m.update(&s);
@@ -363,6 +365,7 @@ mod tests {
             r#"bfd_packets_dropped_total{reason="xdp_frame"} 9"#,
             "bfd_xdp_kernel_drops_total 10",
             r#"bfd_event_loop_slow_turns_total{cause="work"} 11"#,
+            r#"bfd_event_loop_slow_turns_total{cause="preempted"} 13"#,
             r#"bfd_event_loop_slow_turns_total{cause="woke_late"} 12"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.0005"} 0"#,
             r#"bfd_event_loop_lag_seconds_bucket{le="0.001"} 1"#,

@@ -94,6 +94,9 @@ pub struct Summary {
     /// [`LAG_BOUNDS_MICROS`], then one for anything later.
     #[serde(default)]
     pub slow_turns: u64,
+    /// Turns that took more than 50 ms mostly off the CPU (preempted).
+    #[serde(default)]
+    pub preempted_turns: u64,
     /// Turns that woke more than 50 ms late (the CPU was elsewhere).
     #[serde(default)]
     pub late_wakeups: u64,
@@ -167,6 +170,7 @@ impl Summary {
                 + s.io.xdp.rejected,
             xdp_kernel_drops: s.io.xdp.kernel_drops,
             slow_turns: s.io.turns.slow_turns,
+            preempted_turns: s.io.turns.preempted_turns,
             late_wakeups: s.io.turns.late_wakeups,
             lag_counts: s.lag.counts,
         }

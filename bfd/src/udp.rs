@@ -16,7 +16,7 @@ use crate::control::{Control, EventSink};
 use crate::manager::{Datagram, Encap, Manager, PeerKey, Transmit};
 use crate::packet::MAX_LEN;
 use crate::stats::Snapshot;
-use crate::turn_watch::{TurnStats, TurnTimes, TurnWatch};
+use crate::turn_watch::{TurnStats, TurnTimes, TurnWatch, thread_cpu};
 use crate::vxlan::VxlanFlavor;
 use crate::vxlan_link::{self, Frame, VxlanLink};
 use crate::xdp::{XdpConfig, XdpPort, XdpStats};
@@ -312,10 +312,12 @@ impl Driver {
     /// `until`, or `extra_fd` readable), receive. False once `until` passed.
     fn turn(&mut self, until: Option<Instant>, extra_fd: Option<libc::c_int>) -> io::Result<bool> {
         let now = Instant::now();
+        let cpu_start = thread_cpu();
         self.manager.handle_timeout(now);
         let timers_done = Instant::now();
         self.flush();
         let sent = Instant::now();
+        let cpu_sent = thread_cpu();
         if until.is_some_and(|u| now >= u) {
             return Ok(false);
         }
@@ -351,6 +353,7 @@ impl Driver {
         });
         self.wait(timeout, extra_fd)?;
         let woke = Instant::now();
+        let cpu_woke = thread_cpu();
         self.last_wake = Some(woke);
         self.stats.wakeups += 1;
         for i in 0..self.rx.len() {
@@ -369,6 +372,8 @@ impl Driver {
                 // ppoll may return early (a datagram, a command), never
                 // meaningfully late unless the CPU went elsewhere.
                 late: planned.map_or(Duration::ZERO, |p| woke.saturating_duration_since(p)),
+                on_cpu: (cpu_sent.saturating_sub(cpu_start))
+                    + thread_cpu().saturating_sub(cpu_woke),
             },
             done,
         );

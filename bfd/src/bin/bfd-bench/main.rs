@@ -9,8 +9,9 @@
 //! softirq, the hypervisor's use of this VM's CPUs in steal), packets
 //! per second and false Down events side by side; then, for Bridgehead,
 //! its own view: deadline lag, send errors, drops, frames the kernel
-//! dropped before its XDP sockets, and loop turns that stalled (slow: its
-//! own work took over 50 ms; late: it woke over 50 ms after planned).
+//! dropped before its XDP sockets, and loop turns that stalled over 50 ms
+//! (slow: mostly on the CPU, its own work; preemp: mostly off it; late:
+//! it woke that long after planned).
 //! Needs root, iproute2 and (for the comparison) frr.
 //!
 //! Not a test: it runs for minutes. Build and run:
@@ -56,6 +57,10 @@ struct Args {
         default_value = "bridgehead,bridgehead-xdp,frr"
     )]
     implementations: Vec<String>,
+    /// Pin side A to CPU 0 and side B to CPU 1, as if each had a machine
+    /// (needs 2 CPUs).
+    #[arg(long)]
+    pin_sides: bool,
     /// The `bfd` binary (default: next to this one).
     #[arg(long)]
     bfd: Option<PathBuf>,
@@ -100,6 +105,7 @@ fn run(args: Args) -> Result<()> {
         mult: args.mult,
         duration: Duration::from_secs(args.duration),
         bring_up_timeout: Duration::from_secs(args.bring_up_timeout),
+        pin_sides: args.pin_sides,
     };
     let mut results: Vec<Outcome> = Vec::new();
     // An implementation that did not bring all sessions Up at one count is
@@ -214,7 +220,7 @@ fn print_rows(rows: &[Outcome]) {
         return;
     }
     println!(
-        "{:>8} {:<14} {:>4} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6}",
+        "{:>8} {:<14} {:>4} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6}",
         "sessions",
         "impl",
         "side",
@@ -226,13 +232,14 @@ fn print_rows(rows: &[Outcome]) {
         "dropped",
         "xdp kdrop",
         "slow",
+        "preemp",
         "late"
     );
     for o in ours {
         for (i, s) in o.sides.iter().enumerate() {
             let d = &s.diag;
             println!(
-                "{:>8} {:<14} {:>4} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6}",
+                "{:>8} {:<14} {:>4} {:>9} {:>9} {:>10} {:>10} {:>9} {:>9} {:>9} {:>6} {:>6} {:>6}",
                 o.sessions,
                 o.implementation,
                 ["A", "B"][i],
@@ -244,6 +251,7 @@ fn print_rows(rows: &[Outcome]) {
                 d.dropped,
                 d.xdp_kernel_drops,
                 d.slow_turns,
+                d.preempted_turns,
                 d.late_wakeups
             );
         }

@@ -62,6 +62,10 @@ pub struct Params {
     pub duration: Duration,
     /// Longest wait for all sessions to come Up.
     pub bring_up_timeout: Duration,
+    /// Side A runs on CPU 0 and side B on CPU 1 (each process with the
+    /// kernel work it causes: a veth runs the peer's receive in the
+    /// sender's context), as on two machines.
+    pub pin_sides: bool,
 }
 
 /// What one side measured.
@@ -100,8 +104,10 @@ pub struct Diag {
     pub dropped: u64,
     /// Frames the kernel dropped before the XDP sockets.
     pub xdp_kernel_drops: u64,
-    /// Loop turns whose own work took more than 50 ms.
+    /// Loop turns that took more than 50 ms mostly on the CPU.
     pub slow_turns: u64,
+    /// Loop turns that took more than 50 ms mostly off the CPU.
+    pub preempted_turns: u64,
     /// Loop turns that woke more than 50 ms late.
     pub late_wakeups: u64,
 }
@@ -118,6 +124,7 @@ impl Diag {
             dropped: self.dropped.saturating_sub(a.dropped),
             xdp_kernel_drops: self.xdp_kernel_drops.saturating_sub(a.xdp_kernel_drops),
             slow_turns: self.slow_turns.saturating_sub(a.slow_turns),
+            preempted_turns: self.preempted_turns.saturating_sub(a.preempted_turns),
             late_wakeups: self.late_wakeups.saturating_sub(a.late_wakeups),
         }
     }
@@ -366,9 +373,14 @@ fn measure(
     ))
 }
 
-fn ns_command(ns: &str, argv: &[&str], log: &Path) -> Result<Command> {
+/// `argv` in namespace `ns`, on CPU `cpu` if given, its stderr to `log`.
+fn ns_command(ns: &str, argv: &[&str], log: &Path, cpu: Option<usize>) -> Result<Command> {
     let mut c = Command::new("ip");
-    c.args(["netns", "exec", ns]).args(argv);
+    c.args(["netns", "exec", ns]);
+    if let Some(cpu) = cpu {
+        c.args(["taskset", "-c", &cpu.to_string()]);
+    }
+    c.args(argv);
     c.stdout(Stdio::null())
         .stderr(std::fs::File::create(log).context("log file")?);
     Ok(c)
@@ -481,6 +493,7 @@ pub fn run_bridgehead(
                 &sock.to_string_lossy(),
             ],
             &log,
+            p.pin_sides.then_some(i),
         )?;
         c.env(
             "RUST_LOG",
@@ -517,6 +530,7 @@ pub fn run_bridgehead(
                 dropped: r.summary.dropped,
                 xdp_kernel_drops: r.summary.xdp_kernel_drops,
                 slow_turns: r.summary.slow_turns,
+                preempted_turns: r.summary.preempted_turns,
                 late_wakeups: r.summary.late_wakeups,
             },
         })
@@ -609,6 +623,7 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
                 "frr",
             ],
             &log,
+            p.pin_sides.then_some(i),
         )?;
         let mut c = c;
         procs.push(Proc(c.spawn()?));
