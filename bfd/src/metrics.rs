@@ -243,15 +243,7 @@ fn metrics_of(name: &str, s: &Snapshot) -> Vec<Metric> {
         "bfd_packets_sent_total" => vec![counter(s.io.send_packets)],
         "bfd_packets_dropped_total" => DROP_REASONS
             .iter()
-            .zip([
-                c.malformed,
-                c.no_session,
-                c.ttl,
-                c.rejected,
-                s.io.send_errors,
-                s.io.vxlan_rejected,
-                s.io.xdp.rejected,
-            ])
+            .zip(s.drops())
             .map(|(l, v)| labelled("reason", l, counter(v)))
             .collect(),
         "bfd_state_changes_total" => vec![counter(c.state_changes)],

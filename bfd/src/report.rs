@@ -5,7 +5,7 @@
 
 use crate::manager::{Encap, PeerKey};
 use crate::session::Status;
-use crate::stats::{LAG_BOUNDS_MICROS, Snapshot};
+use crate::stats::{LAG_BOUNDS_MICROS, LagHistogram, Snapshot};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -162,17 +162,47 @@ impl Summary {
             received: s.counters.received,
             sent: s.io.send_packets,
             send_errors: s.io.send_errors,
-            dropped: s.counters.malformed
-                + s.counters.no_session
-                + s.counters.ttl
-                + s.counters.rejected
-                + s.io.vxlan_rejected
-                + s.io.xdp.rejected,
+            // Every drop reason but send_error, which is on the way out.
+            dropped: s.drops().iter().sum::<u64>() - s.io.send_errors,
             xdp_kernel_drops: s.io.xdp.kernel_drops,
             slow_turns: s.io.turns.slow_turns,
             preempted_turns: s.io.turns.preempted_turns,
             late_wakeups: s.io.turns.late_wakeups,
             lag_counts: s.lag.counts,
+        }
+    }
+}
+
+impl Summary {
+    /// What the counters gained since `earlier` (an older summary of the
+    /// same instance); the gauges (sessions by state) are this one's.
+    pub fn since(&self, earlier: &Summary) -> Summary {
+        let d = |now: u64, then: u64| now.saturating_sub(then);
+        let mut lag_counts = self.lag_counts;
+        for (l, e) in lag_counts.iter_mut().zip(earlier.lag_counts) {
+            *l = d(*l, e);
+        }
+        Summary {
+            flaps: d(self.flaps, earlier.flaps),
+            detections: d(self.detections, earlier.detections),
+            received: d(self.received, earlier.received),
+            sent: d(self.sent, earlier.sent),
+            send_errors: d(self.send_errors, earlier.send_errors),
+            dropped: d(self.dropped, earlier.dropped),
+            xdp_kernel_drops: d(self.xdp_kernel_drops, earlier.xdp_kernel_drops),
+            slow_turns: d(self.slow_turns, earlier.slow_turns),
+            preempted_turns: d(self.preempted_turns, earlier.preempted_turns),
+            late_wakeups: d(self.late_wakeups, earlier.late_wakeups),
+            lag_counts,
+            ..*self
+        }
+    }
+
+    /// The deadline-lag histogram (without its sum, which is not carried).
+    pub fn lag(&self) -> LagHistogram {
+        LagHistogram {
+            counts: self.lag_counts,
+            sum_micros: 0,
         }
     }
 }

@@ -94,6 +94,14 @@ impl LagHistogram {
         self.counts.iter().sum()
     }
 
+    /// Observations in buckets wholly above `d` (bounds are bucket
+    /// granularity: with `d` a bound, exactly those later than `d`).
+    pub fn later_than(&self, d: Duration) -> u64 {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let first = LAG_BOUNDS_MICROS.partition_point(|&b| b < us) + 1;
+        self.counts.iter().skip(first).sum()
+    }
+
     /// Largest bucket bound below which `q` (0..=1) of the observations fall,
     /// or `None` past the last bound (or without observations).
     pub fn quantile_bound(&self, q: f64) -> Option<Duration> {
@@ -126,9 +134,39 @@ pub struct Snapshot {
     pub io: IoStats,
 }
 
+impl Snapshot {
+    /// Packets dropped, by reason: the values of
+    /// `bfd_packets_dropped_total{reason}` in the order of
+    /// [`crate::metrics::DROP_REASONS`].
+    pub fn drops(&self) -> [u64; 7] {
+        let c = &self.counters;
+        [
+            c.malformed,
+            c.no_session,
+            c.ttl,
+            c.rejected,
+            self.io.send_errors,
+            self.io.vxlan_rejected,
+            self.io.xdp.rejected,
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn later_than_counts_the_buckets_above_a_bound() {
+        let mut h = LagHistogram::default();
+        for ms in [1, 80, 100, 101, 300, 2000] {
+            h.observe(Duration::from_millis(ms));
+        }
+        assert_eq!(h.later_than(Duration::from_millis(100)), 3);
+        assert_eq!(h.later_than(Duration::from_millis(250)), 2);
+        assert_eq!(h.later_than(Duration::from_millis(1000)), 1);
+        assert_eq!(h.later_than(Duration::ZERO), 6);
+    }
 
     #[test]
     fn lag_buckets_are_upper_inclusive() {

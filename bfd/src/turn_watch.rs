@@ -29,8 +29,8 @@ pub struct TurnTimes {
     /// How long after its planned wake-up the loop got going again (the
     /// scheduler, another process, the hypervisor).
     pub late: Duration,
-    /// The thread's CPU time during timers, send and receive (without the
-    /// sleep): well below [`TurnTimes::work`] means it was preempted.
+    /// The thread's CPU time over the turn (its sleep costs next to
+    /// none): well below [`TurnTimes::work`] means it was preempted.
     pub on_cpu: Duration,
 }
 

@@ -9,7 +9,7 @@ mod common;
 
 use bfd::packet::State;
 use bfd::udp::{Driver, DriverConfig, IoStats};
-use common::{NsPair, add_addr};
+use common::NsPair;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -58,18 +58,10 @@ fn side(
 #[test]
 fn five_hundred_sessions_per_side_over_a_veth() {
     let ns = NsPair::new("bfs", "198.18.0.1/24", "198.18.0.2/24");
-    for h in 3..=HOSTS + 1 {
-        add_addr(&ns.b, &format!("198.18.0.{h}/24"), &ns.dev_b);
-    }
-    let a_ip = Ipv4Addr::new(198, 18, 0, 1);
-    let bs: Vec<Ipv4Addr> = (2..=HOSTS + 1)
-        .map(|h| Ipv4Addr::new(198, 18, 0, h))
-        .collect();
+    let (a_peers, b_peers) = common::one_to_many(&ns, HOSTS);
     let secs = 10;
-    let a_peers: Vec<_> = bs.iter().map(|b| (a_ip, *b)).collect();
-    let b_peers: Vec<_> = bs.iter().map(|b| (*b, a_ip)).collect();
     let (na, nb) = (ns.a.clone(), ns.b.clone());
-    let ta = std::thread::spawn(move || side(na, a_ip, a_peers, 1, secs));
+    let ta = std::thread::spawn(move || side(na, common::ONE, a_peers, 1, secs));
     let tb = std::thread::spawn(move || side(nb, Ipv4Addr::UNSPECIFIED, b_peers, 2, secs));
     let (a, b) = (ta.join().unwrap(), tb.join().unwrap());
     let sessions = 2 * usize::from(HOSTS);

@@ -11,7 +11,7 @@ mod common;
 use bfd::packet::State;
 use bfd::udp::{Driver, DriverConfig, IoStats};
 use bfd::xdp::XdpConfig;
-use common::{NsPair, add_addr};
+use common::NsPair;
 use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -77,16 +77,8 @@ fn five_hundred_sessions_per_side_bypass_the_kernel_udp_layer() {
     const HOSTS: u8 = 250;
     let ns = NsPair::new("bfx", "198.18.0.1/24", "198.18.0.2/24");
     full_checksums(&ns);
-    for h in 3..=HOSTS + 1 {
-        add_addr(&ns.b, &format!("198.18.0.{h}/24"), &ns.dev_b);
-    }
-    let a_ip = Ipv4Addr::new(198, 18, 0, 1);
-    let bs: Vec<Ipv4Addr> = (2..=HOSTS + 1)
-        .map(|h| Ipv4Addr::new(198, 18, 0, h))
-        .collect();
+    let (a_peers, b_peers) = common::one_to_many(&ns, HOSTS);
     let secs = 8;
-    let a_peers: Vec<_> = bs.iter().map(|b| (a_ip, *b)).collect();
-    let b_peers: Vec<_> = bs.iter().map(|b| (*b, a_ip)).collect();
     let udp_before = (udp_in_datagrams(&ns.a), udp_in_datagrams(&ns.b));
     let (na, nb, da, db) = (
         ns.a.clone(),
@@ -172,11 +164,7 @@ fn all_up(d: &Driver) -> bool {
 fn an_xdp_side_and_a_kernel_socket_side_interoperate_and_tshark_reads_our_frames() {
     let ns = NsPair::new("bfk", "198.18.0.1/24", "198.18.0.2/24");
     full_checksums(&ns);
-    for h in 3..=5 {
-        add_addr(&ns.b, &format!("198.18.0.{h}/24"), &ns.dev_b);
-    }
-    let a_ip = Ipv4Addr::new(198, 18, 0, 1);
-    let bs: Vec<Ipv4Addr> = (2..=5).map(|h| Ipv4Addr::new(198, 18, 0, h)).collect();
+    let (a_peers, b_peers) = common::one_to_many(&ns, 4);
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("b.pcap");
     // B's kernel sees every frame A's XDP path sends (taps run before the
@@ -187,8 +175,6 @@ fn an_xdp_side_and_a_kernel_socket_side_interoperate_and_tshark_reads_our_frames
         &pcap,
         &["udp", "and", "src", "198.18.0.1"],
     );
-    let a_peers: Vec<_> = bs.iter().map(|b| (a_ip, *b)).collect();
-    let b_peers: Vec<_> = bs.iter().map(|b| (*b, a_ip)).collect();
     let (na, nb, da) = (ns.a.clone(), ns.b.clone(), ns.dev_a.clone());
     let ta = std::thread::spawn(move || run_side(na, Some(da), a_peers, 1, 50, 4.0));
     let tb = std::thread::spawn(move || run_side(nb, None, b_peers, 2, 50, 4.0));

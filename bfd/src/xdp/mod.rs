@@ -111,10 +111,9 @@ pub struct XdpStats {
     pub tx_full: u64,
     /// Doorbell system calls (sendto).
     pub doorbells: u64,
-    /// Frames the kernel could not hand to our sockets (its per-socket
-    /// `XDP_STATISTICS`, summed over queues: receive ring full, fill ring
-    /// empty, no room): filled in by [`crate::udp::Driver::io_stats`], not
-    /// on the hot path.
+    /// Frames the kernel could not hand to our sockets
+    /// ([`XdpPort::kernel_drops`]); [`XdpPort::stats`] leaves it 0 and
+    /// [`crate::udp::Driver::io_stats`] fills it in.
     pub kernel_drops: u64,
 }
 
@@ -235,16 +234,10 @@ impl XdpPort {
         self.stats
     }
 
-    /// The kernel's per-socket counters, summed over queues.
-    pub fn socket_stats(&self) -> xsk::XskStats {
-        self.xsks
-            .iter()
-            .map(Xsk::stats)
-            .fold(xsk::XskStats::default(), |a, s| xsk::XskStats {
-                rx_dropped: a.rx_dropped + s.rx_dropped,
-                rx_ring_full: a.rx_ring_full + s.rx_ring_full,
-                rx_fill_ring_empty: a.rx_fill_ring_empty + s.rx_fill_ring_empty,
-            })
+    /// Frames the kernel dropped before our sockets, summed over queues
+    /// (one `getsockopt` per queue: for scrapes, not the hot path).
+    pub fn kernel_drops(&self) -> u64 {
+        self.xsks.iter().map(|x| x.stats().drops()).sum()
     }
 
     /// Descriptors to poll for input.
@@ -356,7 +349,8 @@ impl XdpPort {
         // Spread over queues by remote, so one queue's ring is not the limit.
         let q = (u32::from(remote) as usize) % self.xsks.len();
         let x = &mut self.xsks[q];
-        let mut queued = x.queue(|buf| repr.emit(t.bytes(), true, buf));
+        let write = |buf: &mut [u8]| repr.emit(t.bytes(), true, buf);
+        let mut queued = x.queue(write);
         if !queued {
             // Every frame or ring slot is taken: a turn that runs late has
             // more to send than the ring holds (at 180,000 packets a second
@@ -364,7 +358,7 @@ impl XdpPort {
             // transmits within the call and hands the frames back) rather
             // than drop: a dropped packet is a step towards a false Down.
             self.stats.doorbells += x.flush();
-            queued = x.queue(|buf| repr.emit(t.bytes(), true, buf));
+            queued = x.queue(write);
         }
         if queued {
             self.stats.sent += 1;

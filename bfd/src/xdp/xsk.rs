@@ -99,6 +99,13 @@ pub struct XskStats {
     pub rx_fill_ring_empty: u64,
 }
 
+impl XskStats {
+    /// Frames dropped for any of the reasons above.
+    pub fn drops(&self) -> u64 {
+        self.rx_dropped + self.rx_ring_full + self.rx_fill_ring_empty
+    }
+}
+
 /// An AF_XDP socket bound to one queue of one device.
 #[derive(Debug)]
 pub struct Xsk {

@@ -32,6 +32,26 @@ pub fn add_addr(ns: &str, cidr: &str, dev: &str) {
     run(&["ip", "-n", ns, "addr", "add", cidr, "dev", dev]);
 }
 
+/// Side A's address in [`one_to_many`]: 198.18.0.1 on its veth end.
+pub const ONE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+
+/// (local, remote) address pairs of one side's sessions.
+pub type Pairs = Vec<(Ipv4Addr, Ipv4Addr)>;
+
+/// One address on A (198.18.0.1) against `hosts` on B (198.18.0.2.. on its
+/// veth end; `ns` was made with .1 and .2, the others are added here):
+/// A's (local, remote) pairs and B's, one per B address.
+pub fn one_to_many(ns: &NsPair, hosts: u8) -> (Pairs, Pairs) {
+    for h in 3..=hosts + 1 {
+        add_addr(&ns.b, &format!("198.18.0.{h}/24"), &ns.dev_b);
+    }
+    let bs = (2..=hosts + 1).map(|h| Ipv4Addr::new(198, 18, 0, h));
+    (
+        bs.clone().map(|b| (ONE, b)).collect(),
+        bs.map(|b| (b, ONE)).collect(),
+    )
+}
+
 /// Decodes `pcap` with tshark (`options` before the field list) and
 /// returns one line per frame: `fields` separated by `|`. Fails the test if
 /// tshark fails.

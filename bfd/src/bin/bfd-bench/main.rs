@@ -243,10 +243,10 @@ fn print_rows(rows: &[Outcome]) {
                 o.sessions,
                 o.implementation,
                 ["A", "B"][i],
-                d.lag_quantile(0.99),
-                d.lag_quantile(0.999),
-                d.later_than_ms(100),
-                d.later_than_ms(250),
+                lag_quantile(&d.lag(), 0.99),
+                lag_quantile(&d.lag(), 0.999),
+                d.lag().later_than(Duration::from_millis(100)),
+                d.lag().later_than(Duration::from_millis(250)),
                 d.send_errors,
                 d.dropped,
                 d.xdp_kernel_drops,
@@ -255,5 +255,17 @@ fn print_rows(rows: &[Outcome]) {
                 d.late_wakeups
             );
         }
+    }
+}
+
+/// Bucket bound (ms) under which fraction `q` of deadlines were served;
+/// `>1000` past the last bound, `-` without any.
+fn lag_quantile(h: &bfd::stats::LagHistogram, q: f64) -> String {
+    if h.count() == 0 {
+        return "-".into();
+    }
+    match h.quantile_bound(q) {
+        Some(d) => format!("{}", d.as_secs_f64() * 1000.0),
+        None => ">1000".into(),
     }
 }

@@ -6,8 +6,7 @@
 
 use crate::netns::{Pair, run};
 use anyhow::{Context, Result, bail};
-use bfd::report::StatusReport;
-use bfd::stats::LAG_BOUNDS_MICROS;
+use bfd::report::{StatusReport, Summary};
 use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -89,72 +88,9 @@ pub struct SideResult {
     pub false_downs: u64,
     /// UDP receive-buffer overflows in the namespace during the measurement.
     pub rcvbuf_errors: u64,
-    /// Bridgehead only: where deadlines were late and packets lost.
-    pub diag: Diag,
-}
-
-/// Bridgehead's own counters over the measurement (FRR has none of these).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Diag {
-    /// Deadline lag histogram (per bucket of `LAG_BOUNDS_MICROS`, then later).
-    pub lag_counts: [u64; LAG_BOUNDS_MICROS.len() + 1],
-    /// Transmissions lost before the wire.
-    pub send_errors: u64,
-    /// Received packets dropped by the daemon.
-    pub dropped: u64,
-    /// Frames the kernel dropped before the XDP sockets.
-    pub xdp_kernel_drops: u64,
-    /// Loop turns that took more than 50 ms mostly on the CPU.
-    pub slow_turns: u64,
-    /// Loop turns that took more than 50 ms mostly off the CPU.
-    pub preempted_turns: u64,
-    /// Loop turns that woke more than 50 ms late.
-    pub late_wakeups: u64,
-}
-
-impl Diag {
-    fn since(&self, a: &Diag) -> Diag {
-        let mut lag_counts = self.lag_counts;
-        for (l, b) in lag_counts.iter_mut().zip(a.lag_counts) {
-            *l = l.saturating_sub(b);
-        }
-        Diag {
-            lag_counts,
-            send_errors: self.send_errors.saturating_sub(a.send_errors),
-            dropped: self.dropped.saturating_sub(a.dropped),
-            xdp_kernel_drops: self.xdp_kernel_drops.saturating_sub(a.xdp_kernel_drops),
-            slow_turns: self.slow_turns.saturating_sub(a.slow_turns),
-            preempted_turns: self.preempted_turns.saturating_sub(a.preempted_turns),
-            late_wakeups: self.late_wakeups.saturating_sub(a.late_wakeups),
-        }
-    }
-
-    /// Bucket bound (ms) under which fraction `q` of deadlines were served;
-    /// `>1000` past the last bound, `-` without any.
-    pub fn lag_quantile(&self, q: f64) -> String {
-        let h = bfd::stats::LagHistogram {
-            counts: self.lag_counts,
-            sum_micros: 0,
-        };
-        if h.count() == 0 {
-            return "-".into();
-        }
-        match h.quantile_bound(q) {
-            Some(d) => format!("{}", d.as_secs_f64() * 1000.0),
-            None => ">1000".into(),
-        }
-    }
-
-    /// Deadlines served later than `ms`.
-    pub fn later_than_ms(&self, ms: u64) -> u64 {
-        LAG_BOUNDS_MICROS
-            .iter()
-            .zip(&self.lag_counts)
-            .filter(|(b, _)| **b > ms * 1000)
-            .map(|(_, c)| c)
-            .sum::<u64>()
-            + self.lag_counts[LAG_BOUNDS_MICROS.len()]
-    }
+    /// Bridgehead only: its own counters over the measurement (where
+    /// deadlines were late and packets lost); FRR has none of these.
+    pub diag: Summary,
 }
 
 /// The whole machine during one measurement, percent of one core (so a
@@ -294,7 +230,7 @@ struct Sample {
     /// ...and after it (excluded from the start sample).
     cpu_after: Cpu,
     rcvbuf: u64,
-    diag: Diag,
+    diag: Summary,
 }
 
 fn side_result(a: &Sample, b: &Sample, up_min: u64, secs: f64) -> SideResult {
@@ -524,15 +460,7 @@ pub fn run_bridgehead(
             cpu_before,
             cpu_after: cpu_seconds(pids[i]),
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
-            diag: Diag {
-                lag_counts: r.summary.lag_counts,
-                send_errors: r.summary.send_errors,
-                dropped: r.summary.dropped,
-                xdp_kernel_drops: r.summary.xdp_kernel_drops,
-                slow_turns: r.summary.slow_turns,
-                preempted_turns: r.summary.preempted_turns,
-                late_wakeups: r.summary.late_wakeups,
-            },
+            diag: r.summary,
         })
     };
     bring_up_and_measure(name, n, p, sample, true)
@@ -666,7 +594,7 @@ pub fn run_frr(pair: &Pair, n: usize, p: &Params, dir: &Path) -> Result<Outcome>
             cpu_before,
             cpu_after: cpu_seconds(pids[i]),
             rcvbuf: Pair::udp_rcvbuf_errors(&nss[i]),
-            diag: Diag::default(),
+            diag: Summary::default(),
         })
     };
     // vtysh walks every peer: sample only at the start and the end.
